@@ -1,0 +1,98 @@
+"""Behaviour cloning: fit a policy to demonstrations with the shared training loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automimic.config import to_dict
+from automimic.data.episode import Episode
+from automimic.data.store import EpisodeStore
+from automimic.data.transitions import Transitions
+from automimic.evaluation.evaluate import evaluate
+from automimic.policies import Policy, build_policy, load_policy
+from automimic.seeding import seed_everything
+from automimic.training.loop import TrainConfig, train_policy
+from automimic.training.run_dir import RunDir
+
+
+@dataclass
+class BCConfig:
+    """Behaviour-cloning run.
+
+    Args:
+        data: the HDF5 episode store.
+        env_id: env for validation/evaluation (default: the one recorded in the store).
+        episodes: use this many episodes spread evenly over the store (``linspace``, the SEIL
+            protocol); 0 uses all.
+        only_success: train on successful episodes only.
+        policy: registered policy class name.
+        policy_config: that class's config fields (e.g. ``{"head": "gaussian"}``).
+        train: optimisation settings.
+        val_episodes: rollouts on validation seeds per check to pick ``best.pt`` (0: by loss).
+        seed: seeds everything (weights, batches, validation seeds).
+    """
+
+    data: str = ""
+    env_id: str = ""
+    episodes: int = 0
+    only_success: bool = True
+    policy: str = "mlp"
+    policy_config: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    val_episodes: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.episodes < 0 or self.val_episodes < 0:
+            raise ValueError("episodes and val_episodes must be >= 0")
+
+
+def select_episodes(episodes: list[Episode], k: int) -> list[Episode]:
+    """``k`` episodes spread evenly over the list (all when ``k`` is 0 or too large)."""
+    if k <= 0 or k >= len(episodes):
+        return episodes
+    return [episodes[i] for i in np.round(np.linspace(0, len(episodes) - 1, k)).astype(int)]
+
+
+def load_demos(cfg: BCConfig) -> tuple[list[Episode], str]:
+    """The training episodes and env id that ``cfg`` asks for."""
+    store = EpisodeStore(cfg.data)
+    episodes = store.episodes()
+    if cfg.only_success:
+        episodes = [e for e in episodes if e.success]
+    episodes = select_episodes(episodes, cfg.episodes)
+    if not episodes:
+        raise ValueError(f"{cfg.data}: no {'successful ' if cfg.only_success else ''}episodes to train on")
+    return episodes, cfg.env_id or store.env_id() or ""
+
+
+def train_bc(cfg: BCConfig, out: str | Path, progress: bool = True) -> Policy:
+    """Train BC into run folder ``out`` (resuming if it holds a checkpoint); returns the final policy."""
+    cfg.train.seed = cfg.seed
+    run = RunDir(out)
+    episodes, env_id = load_demos(cfg)
+    record = to_dict(cfg)
+    record["env_id"] = env_id
+    run.write_config({"algo": "bc", **record})
+    seed_everything(cfg.seed)
+    data = Transitions.from_episodes(episodes, cfg.policy_config.get("obs_keys") or None)
+    policy = build_policy(cfg.policy, {**cfg.policy_config, "obs_keys": data.obs_keys},
+                          data.obs.shape[1], data.actions.shape[1])
+    policy.fit_normalizers(data)
+    validate = None
+    if cfg.val_episodes and env_id:
+        def validate(p: Policy) -> float:
+            return evaluate(p, env_id, cfg.val_episodes, seed=cfg.seed, purpose="validate", progress=False).success_rate
+    return train_policy(policy, data, cfg.train, run, validate=validate, progress=progress)
+
+
+def load_run_policy(out: str | Path, which: str = "best") -> Policy:
+    """The ``best`` or ``last`` policy of a training run folder."""
+    path = RunDir(out).checkpoint(which)
+    if not path.exists():
+        raise FileNotFoundError(f"{out}: no {which} checkpoint ({path}); has training run?")
+    return load_policy(path)

@@ -1,0 +1,153 @@
+"""The ``automimic`` command line: it parses arguments and calls the Python API, nothing more."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Learn robot policies from a few demonstrations, then improve them in simulation.")
+train_app = typer.Typer(no_args_is_help=True, help="Train a policy on demonstrations.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect episode stores (HDF5).")
+app.add_typer(train_app, name="train")
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def envs() -> None:
+    """List the environment ids."""
+    from automimic.envs import env_ids
+
+    for env_id in env_ids():
+        console.print(env_id, highlight=False)
+    console.print("gym/<any Gymnasium id>", highlight=False)
+
+
+@app.command()
+def collect(env: str = typer.Option(..., help="env id, e.g. metaworld/push-v3"),
+            episodes: int = typer.Option(5, min=1, help="episodes the store should hold"),
+            out: Path = typer.Option(..., help="HDF5 file to append to"),
+            seed: int = typer.Option(0, help="run seed (selects collection start states)"),
+            workers: int = typer.Option(1, min=1, help="worker processes"),
+            perturb: float = typer.Option(0.0, min=0.0, help="start-position perturbation sigma"),
+            horizon: Optional[int] = typer.Option(None, min=1, help="step budget (default: the env's)"),
+            keep_failures: bool = typer.Option(False, help="also store failed expert episodes")) -> None:
+    """Record scripted-expert demonstrations (successful ones unless --keep-failures)."""
+    from automimic.data.store import StoreError
+    from automimic.rollout.collect import collect_demos
+
+    try:
+        store = collect_demos(env, episodes, out, seed=seed, workers=workers, perturb=perturb, horizon=horizon,
+                              keep_failures=keep_failures)
+    except (ValueError, StoreError, RuntimeError) as err:
+        _fail(str(err))
+    s = store.summary()
+    console.print(f"{out}: {s.episodes} episodes, {s.steps} steps, success {s.success_rate:.2f}", highlight=False)
+
+
+@data_app.command("info")
+def data_info(file: Path) -> None:
+    """Episodes, steps, success rate, sources and shapes of an episode store."""
+    from automimic.data.store import EpisodeStore, StoreError
+
+    try:
+        s = EpisodeStore(file).summary()
+    except StoreError as err:
+        _fail(str(err))
+    table = Table(title=str(file), show_header=False)
+    table.add_row("env", str(s.env_id))
+    table.add_row("episodes", str(s.episodes))
+    table.add_row("steps", str(s.steps))
+    table.add_row("success rate", f"{s.success_rate:.3f} ({s.successes}/{s.episodes})")
+    table.add_row("sources", ", ".join(f"{k}: {v}" for k, v in sorted(s.sources.items())) or "-")
+    for key, shape in sorted(s.obs_shapes.items()):
+        table.add_row(f"obs/{key}", str(shape))
+    table.add_row("actions", str(s.action_shape))
+    if s.masks:
+        table.add_row("masks", ", ".join(f"{k}: {v}" for k, v in s.masks.items()))
+    console.print(table)
+
+
+@train_app.command("bc")
+def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
+                 out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                 config: Optional[Path] = typer.Option(None, help="YAML file of BCConfig fields"),
+                 set_: list[str] = typer.Option([], "--set", help="override, e.g. --set train.steps=2000"),
+                 seed: int = typer.Option(0, help="seed for weights, batches and validation")) -> None:
+    """Behaviour cloning into a run folder: config, checkpoints, metrics.jsonl, TensorBoard."""
+    from automimic.algos.bc import BCConfig, train_bc
+    from automimic.config import load_config
+    from automimic.data.store import StoreError
+
+    try:
+        cfg = load_config(BCConfig, config, [f"data={data}", f"seed={seed}", *set_])
+        train_bc(cfg, out)
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"trained: {out}/checkpoints/best.pt (last: {out}/checkpoints/last.pt)", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
+             episodes: int = typer.Option(50, min=1),
+             env: Optional[str] = typer.Option(None, help="env id (default: the run's)"),
+             checkpoint: str = typer.Option("best", help="best | last"),
+             seed: int = typer.Option(0, help="selects the evaluation seed block"),
+             workers: int = typer.Option(1, min=1, help="worker processes"),
+             horizon: Optional[int] = typer.Option(None, help="step budget (default: the env's)"),
+             video: int = typer.Option(0, min=0, help="also write MP4s of this many episodes")) -> None:
+    """Success rate with a 95% Wilson interval, mean length and the seeds, on evaluation-only seeds."""
+    from automimic.algos.bc import load_run_policy
+    from automimic.evaluation.evaluate import evaluate, record_videos
+    from automimic.evaluation.video import RenderUnavailable
+    from automimic.training.run_dir import RunDir
+
+    try:
+        policy = load_run_policy(run, checkpoint)
+        env_id = env or RunDir(run).read_config().get("env_id")
+        if not env_id:
+            _fail(f"{run}: the run records no env id; pass --env")
+        result = evaluate(policy, env_id, episodes, seed=seed, workers=workers, horizon=horizon)
+        result.save(run / "eval.json")
+        console.print(f"{env_id} ({checkpoint}): {result.line()}", highlight=False)
+        console.print(f"seeds: {result.seeds[0]}..{result.seeds[-1]} (eval range; full list in {run}/eval.json)",
+                      highlight=False)
+        if video:
+            for path in record_videos(policy, env_id, run / "videos", video, seed=seed, horizon=horizon):
+                console.print(f"video: {path}", highlight=False)
+    except (ValueError, FileNotFoundError, RenderUnavailable) as err:
+        _fail(str(err))
+
+
+@app.command()
+def run(out: Path = typer.Option(Path("runs/main"), help="run folder"),
+        env: Optional[str] = typer.Option(None, help="env id (default: metaworld/push-v3)"),
+        demos: int = typer.Option(5, min=1), episodes: int = typer.Option(50, min=1),
+        steps: int = typer.Option(5000, min=1, help="BC training steps"),
+        seed: int = typer.Option(0), workers: int = typer.Option(2, min=1)) -> None:
+    """Main job: expert demos -> BC -> evaluation, printed as a table (resumes from --out)."""
+    from automimic.pipeline import DEFAULT_ENV, run_pipeline
+
+    s = run_pipeline(out, env or DEFAULT_ENV, demos, episodes, steps, seed, workers)
+    r = s.result
+    table = Table(title=f"automimic run: {s.env_id}, {s.demos} expert demos, seed {seed}")
+    for col in ("method", "success", "95% CI", "episodes", "mean length", "time (s)"):
+        table.add_column(col)
+    table.add_row(f"BC ({s.demos} demos)", f"{r.success_rate:.2f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]",
+                  str(r.episodes), f"{r.mean_length:.1f}", f"{sum(s.seconds.values()):.0f}")
+    console.print(table)
+    console.print(f"run folder: {out} (demos.h5, bc/); eval seeds {r.seeds[0]}..{r.seeds[-1]}", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,69 @@
+"""One entry point for every environment: ``make_env("metaworld/pick-place-v3")``.
+
+Ids are ``family/name``. Families register a builder (and optionally an expert and a list of
+names) with :func:`register_family`; adding a simulator touches one new module and no if-chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from automimic.envs.base import AutomimicEnv, Expert
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to build the envs (and experts) of one id prefix."""
+
+    name: str
+    make: Callable[..., AutomimicEnv]
+    names: Callable[[], list[str]]
+    expert: Callable[[str], Expert] | None = None
+    open_ended: bool = False  # accepts names it cannot list (e.g. any Gymnasium id)
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Make ``family.name/...`` ids available to :func:`make_env` and :func:`expert_for`."""
+    _FAMILIES[family.name] = family
+    return family
+
+
+def env_ids() -> list[str]:
+    """Every listable env id, e.g. ``["metaworld/assembly-v3", ..., "point/reach"]``."""
+    return sorted(f"{f.name}/{n}" for f in _FAMILIES.values() for n in f.names())
+
+
+def _resolve(env_id: str) -> tuple[Family, str]:
+    family_name, _, name = env_id.partition("/")
+    family = _FAMILIES.get(family_name)
+    if family is None or not name or (not family.open_ended and name not in family.names()):
+        raise ValueError(f"unknown env id {env_id!r}; valid ids: {', '.join(env_ids())}, gym/<any Gymnasium id>")
+    return family, name
+
+
+def make_env(env_id: str, *, perturb: float = 0.0, horizon: int | None = None,
+             render_mode: str | None = None, **kwargs) -> AutomimicEnv:
+    """Build an env by id.
+
+    Args:
+        env_id: ``metaworld/<task>-v3``, ``point/reach`` or ``gym/<Gymnasium id>``.
+        perturb: standard deviation of the (x, y) offset added to each object's start position.
+        horizon: step budget per episode (the family's default when ``None``).
+        render_mode: ``"rgb_array"`` to allow ``env.render()`` (needed for videos and images).
+    """
+    family, name = _resolve(env_id)
+    if horizon is not None:
+        kwargs["horizon"] = horizon
+    return family.make(name, perturb=perturb, render_mode=render_mode, **kwargs)
+
+
+def expert_for(env_id: str) -> Expert:
+    """The scripted expert of ``env_id``; a clear error for envs that ship none."""
+    family, name = _resolve(env_id)
+    if family.expert is None:
+        raise ValueError(f"{env_id} has no scripted expert; record demos another way or import an HDF5 file")
+    return family.expert(name)

@@ -1,0 +1,133 @@
+"""The policy contract, the policy registry, and checkpoint save/load.
+
+A policy is a ``torch.nn.Module`` that trains through ``loss(batch)`` and acts through
+``act(obs)``. It owns its normalisers, so a checkpoint (config + shapes + weights, including the
+normaliser statistics) is all that is needed to run it; algorithms never know which class it is.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from automimic.data.transitions import Transitions
+
+CHECKPOINT_FORMAT = 1
+_REGISTRY: dict[str, type["Policy"]] = {}
+
+
+def register_policy(name: str) -> Callable[[type["Policy"]], type["Policy"]]:
+    """Class decorator: make a policy class buildable by ``name`` (and loadable from checkpoints)."""
+
+    def add(cls: type[Policy]) -> type[Policy]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def policy_names() -> list[str]:
+    """Registered policy class names."""
+    return sorted(_REGISTRY)
+
+
+class Policy(nn.Module, abc.ABC):
+    """Base class. Subclasses set ``Config`` (a dataclass) and implement ``loss`` and ``act``.
+
+    Args:
+        config: the policy's config dataclass.
+        obs_dim: size of the flattened observation.
+        action_dim: size of the action.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any, obs_dim: int, action_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+
+    @abc.abstractmethod
+    def fit_normalizers(self, data: Transitions) -> None:
+        """Fit observation/action statistics on the training data (before training)."""
+
+    @abc.abstractmethod
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Training losses for ``batch`` (``obs`` (B, D_obs), ``actions`` (B, D_act)); key ``loss`` is optimised."""
+
+    @abc.abstractmethod
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions ``(B, D_act)`` in env units for flattened observations ``(B, D_obs)``."""
+
+    def reset(self) -> None:
+        """Forget per-episode state (history, action queues); stateless policies need nothing."""
+
+    @property
+    def obs_keys(self) -> tuple[str, ...]:
+        """Observation keys, in the order they are concatenated."""
+        return tuple(self.config.obs_keys)
+
+
+def build_policy(name: str, config: dict[str, Any] | Any, obs_dim: int, action_dim: int) -> Policy:
+    """Instantiate a registered policy from its name and config (a dataclass or a plain dict)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; registered: {policy_names()}")
+    cls = _REGISTRY[name]
+    if isinstance(config, dict):
+        config = cls.Config(**_tuples(config))
+    return cls(config, obs_dim, action_dim)
+
+
+def _tuples(d: dict[str, Any]) -> dict[str, Any]:
+    # YAML and torch.load give lists where the configs declare tuples.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def save_policy(policy: Policy, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write a self-contained checkpoint: class name, config, shapes, weights (with normalisers)."""
+    payload = policy_payload(policy)
+    payload["extra"] = extra or {}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: a kill never leaves a half-written checkpoint
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load a checkpoint written by :func:`save_policy` (or a training checkpoint holding one)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(payload, dict) and "policy_checkpoint" in payload:
+        payload = payload["policy_checkpoint"]
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an automimic policy checkpoint (format {CHECKPOINT_FORMAT})")
+    return policy_from_payload(payload)
+
+
+def policy_payload(policy: Policy) -> dict[str, Any]:
+    """The in-memory checkpoint dict (what :func:`save_policy` writes), for sending to workers."""
+    return {
+        "format": CHECKPOINT_FORMAT, "policy": policy.name, "config": dataclasses.asdict(policy.config),
+        "obs_dim": policy.obs_dim, "action_dim": policy.action_dim,
+        "state_dict": {k: v.clone() for k, v in policy.state_dict().items()}, "extra": {},
+    }
+
+
+def policy_from_payload(payload: dict[str, Any]) -> Policy:
+    """Inverse of :func:`policy_payload`."""
+    policy = build_policy(payload["policy"], payload["config"], payload["obs_dim"], payload["action_dim"])
+    policy.load_state_dict(payload["state_dict"], strict=True)
+    policy.eval()
+    return policy

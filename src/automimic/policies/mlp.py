@@ -1,0 +1,104 @@
+"""MLP policy: flattened observation -> action, with a deterministic (MSE) or Gaussian (NLL) head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from automimic.data.normalize import Normalizer
+from automimic.data.transitions import Transitions
+from automimic.policies.base import Policy, register_policy
+
+
+@dataclass
+class MLPConfig:
+    """Configuration of :class:`MLPPolicy`.
+
+    Args:
+        obs_keys: observation keys to concatenate (filled from the data when empty).
+        hidden: hidden layer widths.
+        head: ``deterministic`` trains with MSE; ``gaussian`` with negative log-likelihood and a
+            state-dependent diagonal std (``act`` returns the mean unless asked to sample).
+        dropout: dropout after each hidden layer.
+        log_std_min: lower clamp of the Gaussian log std (keeps the NLL bounded).
+        log_std_max: upper clamp of the Gaussian log std.
+    """
+
+    obs_keys: tuple[str, ...] = ()
+    hidden: tuple[int, ...] = (256, 256, 256)
+    head: Literal["deterministic", "gaussian"] = "deterministic"
+    dropout: float = 0.0
+    log_std_min: float = -5.0
+    log_std_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.head not in ("deterministic", "gaussian"):
+            raise ValueError(f"head must be 'deterministic' or 'gaussian', got {self.head!r}")
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@register_policy("mlp")
+class MLPPolicy(Policy):
+    """``obs (B, D_obs) -> action (B, D_act)``; inputs and targets normalised inside the module."""
+
+    Config = MLPConfig
+
+    def __init__(self, config: MLPConfig, obs_dim: int, action_dim: int) -> None:
+        super().__init__(config, obs_dim, action_dim)
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for h in config.hidden:
+            layers += [nn.Linear(width, h), nn.GELU()]
+            if config.dropout:
+                layers.append(nn.Dropout(config.dropout))
+            width = h
+        self.trunk = nn.Sequential(*layers)
+        out = action_dim * (2 if config.head == "gaussian" else 1)
+        self.head = nn.Linear(width, out)
+        self.obs_norm = Normalizer(obs_dim)
+        self.action_norm = Normalizer(action_dim)
+
+    def fit_normalizers(self, data: Transitions) -> None:
+        """Fit observation and action statistics on the training pairs."""
+        self.obs_norm.fit(data.obs)
+        self.action_norm.fit(data.actions)
+
+    def _forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.head(self.trunk(self.obs_norm(obs)))
+        if self.config.head == "deterministic":
+            return out, None
+        mean, log_std = out.chunk(2, dim=-1)
+        return mean, log_std.clamp(self.config.log_std_min, self.config.log_std_max)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """MSE (deterministic) or Gaussian NLL (gaussian) in normalised action space."""
+        target = self.action_norm(batch["actions"])
+        mean, log_std = self._forward(batch["obs"])
+        mse = ((mean - target) ** 2).mean()
+        if log_std is None:
+            return {"loss": mse, "mse": mse}
+        nll = (0.5 * ((target - mean) / log_std.exp()) ** 2 + log_std + 0.5 * np.log(2 * np.pi)).sum(-1).mean()
+        return {"loss": nll, "mse": mse, "nll": nll}
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Per-sample log-likelihood ``(B,)`` of env-unit ``actions`` (Gaussian head only)."""
+        if self.config.head != "gaussian":
+            raise ValueError("log_prob needs head='gaussian'")
+        mean, log_std = self._forward(obs)
+        dist = torch.distributions.Normal(mean, log_std.exp())
+        return dist.log_prob(self.action_norm(actions)).sum(-1)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions in env units for ``obs`` ``(B, D_obs)``; samples the Gaussian when not deterministic."""
+        mean, log_std = self._forward(torch.as_tensor(obs, dtype=torch.float32))
+        if log_std is not None and not deterministic:
+            mean = mean + log_std.exp() * torch.randn_like(mean)
+        return self.action_norm.unnormalize(mean).numpy()

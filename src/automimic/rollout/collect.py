@@ -1,0 +1,63 @@
+"""Record scripted-expert demonstrations into an episode store (resumable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from automimic.data.store import EpisodeStore
+from automimic.rollout.actors import ActorSpec
+from automimic.rollout.workers import RolloutJob, iter_episodes
+from automimic.seeding import BLOCK, episode_seeds
+
+
+def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0, workers: int = 1,
+                  perturb: float = 0.0, horizon: int | None = None, keep_failures: bool = False,
+                  max_attempts: int | None = None, progress: bool = True) -> EpisodeStore:
+    """Append ``episodes`` expert episodes of ``env_id`` to ``out``, skipping failures unless asked.
+
+    Start seeds come from the ``collect`` namespace (never used for evaluation). Running the same
+    command again after an interruption continues where it stopped: seeds already tried are skipped.
+
+    Args:
+        env_id: which env, e.g. ``metaworld/push-v3``.
+        episodes: how many episodes the store should hold for this env when done.
+        out: the HDF5 file (created if needed).
+        seed: run seed selecting the block of start seeds.
+        workers: worker processes for the rollouts.
+        perturb: start-position perturbation (see ``make_env``).
+        horizon: step budget per episode (the env's default when ``None``).
+        keep_failures: store failed expert episodes too (flagged ``success=False``).
+        max_attempts: give up after this many rollouts (default: 4 x episodes + 10).
+    """
+    store = EpisodeStore(out, env_id=env_id)
+    done = store.episodes() if Path(out).exists() else []
+    have = sum(1 for e in done if e.env_id == env_id)
+    first = episode_seeds("collect", seed, 1)[0]
+    tried = [e.seed - first for e in done if e.seed is not None and 0 <= e.seed - first < BLOCK]
+    start = max(tried) + 1 if tried else 0
+    budget = max_attempts if max_attempts is not None else 4 * episodes + 10
+    needed = episodes - have
+    if needed <= 0:
+        return store
+    env_kwargs = {"perturb": perturb, **({"horizon": horizon} if horizon else {})}
+    job = RolloutJob(env_id, ActorSpec.expert(env_id), env_kwargs, source="expert")
+    seeds = episode_seeds("collect", seed, min(budget, BLOCK - start), start=start)
+    bar = tqdm(total=needed, desc=f"collect {env_id}", unit="ep", disable=not progress)
+    failures = 0
+    for ep in iter_episodes(job, seeds, workers):
+        if ep.success or keep_failures:
+            store.append(ep)
+            bar.update(1)
+            needed -= 1
+        else:
+            failures += 1
+        bar.set_postfix(failed=failures)
+        if needed == 0:
+            break
+    bar.close()
+    if needed > 0:
+        raise RuntimeError(f"{env_id}: expert succeeded too rarely ({failures} failures); "
+                           f"{needed} episodes still missing after {len(seeds)} attempts")
+    return store

@@ -1,0 +1,89 @@
+"""The run folder every training command writes, and reads back to resume.
+
+::
+
+    runs/NAME/
+      config.yaml            the resolved configuration
+      checkpoints/last.pt    full training state (policy, optimiser, schedule, RNG, step)
+      checkpoints/best.pt    the best policy so far (by validation success, else training loss)
+      metrics.jsonl          one JSON object per logged step
+      tb/                    TensorBoard event files
+      eval.json              written by ``automimic eval``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class RunDir:
+    """Paths and small I/O helpers for one run folder."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._tb = None
+
+    @property
+    def config_path(self) -> Path:
+        """``config.yaml``."""
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        """``metrics.jsonl``."""
+        return self.path / "metrics.jsonl"
+
+    def checkpoint(self, name: str) -> Path:
+        """``checkpoints/<name>.pt``."""
+        return self.path / "checkpoints" / f"{name}.pt"
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Write the resolved config; refuse to resume a run under a different configuration."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.config_path.exists():
+            old = yaml.safe_load(self.config_path.read_text())
+            if old != json.loads(json.dumps(config)):
+                changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+                raise ValueError(f"{self.config_path}: run exists with a different config (fields {changed}); "
+                                 "use a new --out or delete the folder")
+            return
+        self.config_path.write_text(yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        """The run's resolved config."""
+        if not self.config_path.exists():
+            raise FileNotFoundError(f"{self.path}: not a run folder (no config.yaml)")
+        return yaml.safe_load(self.config_path.read_text())
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """Append one record to ``metrics.jsonl`` and TensorBoard."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.path / "tb"))
+        for key, value in metrics.items():
+            self._tb.add_scalar(key, value, step)
+
+    def drop_metrics_after(self, step: int) -> None:
+        """On resume, forget records logged after the checkpoint we resume from (they will be redone)."""
+        if not self.metrics_path.exists():
+            return
+        kept = [line for line in self.metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        tmp = self.metrics_path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(self.metrics_path)
+
+    def close(self) -> None:
+        """Flush TensorBoard."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None

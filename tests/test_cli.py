@@ -1,0 +1,84 @@
+"""The command line, end to end on point/reach (and the installed entry point)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from automimic.cli import app
+from automimic.data import EpisodeStore
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    return result
+
+
+def test_collect_keeps_only_successes_unless_asked(tmp_path):
+    out = tmp_path / "demos.h5"
+    r = invoke("collect", "--env", "point/reach", "--episodes", "6", "--out", str(out), "--horizon", "22")
+    assert r.exit_code == 0, r.output
+    eps = EpisodeStore(out).episodes()
+    assert len(eps) == 6 and all(e.success for e in eps) and all(e.source == "expert" for e in eps)
+    both = tmp_path / "both.h5"
+    r = invoke("collect", "--env", "point/reach", "--episodes", "12", "--out", str(both), "--horizon", "22",
+               "--keep-failures")
+    assert r.exit_code == 0, r.output
+    flags = [e.success for e in EpisodeStore(both).episodes()]
+    assert len(flags) == 12 and not all(flags) and any(flags)
+    # Asking again for more continues with new start seeds instead of repeating old ones.
+    r = invoke("collect", "--env", "point/reach", "--episodes", "9", "--out", str(out), "--horizon", "22")
+    seeds = [e.seed for e in EpisodeStore(out).episodes()]
+    assert len(seeds) == 9 and len(set(seeds)) == 9
+
+
+def test_data_info_prints_the_summary(point_demos):
+    r = invoke("data", "info", str(point_demos))
+    assert r.exit_code == 0
+    for text in ("point/reach", "episodes", "60", "success rate", "1.000", "expert: 60", "obs/state", "(6,)",
+                 "actions", "(2,)"):
+        assert text in r.output, text
+
+
+def test_errors_are_one_line_and_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not hdf5")
+    r = invoke("data", "info", str(bad))
+    assert r.exit_code == 2 and "bad.h5: not an HDF5 file" in r.output
+    r = invoke("collect", "--env", "metaworld/nope-v3", "--episodes", "1", "--out", str(tmp_path / "x.h5"))
+    assert r.exit_code == 2 and "unknown env id 'metaworld/nope-v3'" in r.output
+    r = invoke("train", "bc", "--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "run"))
+    assert r.exit_code == 2 and "missing.h5: no such file" in r.output
+
+
+def test_train_eval_and_video_from_the_command_line(point_demos, tmp_path):
+    run = tmp_path / "run"
+    r = invoke("train", "bc", "--data", str(point_demos), "--out", str(run), "--set", "train.steps=200",
+               "--set", "policy_config={hidden: [32, 32]}")
+    assert r.exit_code == 0, r.output
+    r = invoke("eval", str(run), "--episodes", "6", "--video", "1")
+    assert r.exit_code == 0, r.output
+    assert "point/reach (best): success" in r.output and "over 6 episodes" in r.output
+    result = json.loads((run / "eval.json").read_text())
+    assert len(result["seeds"]) == 6 and result["episodes"] == 6
+    assert len(list((run / "videos").glob("*.mp4"))) == 1
+    r = invoke("train", "bc", "--data", str(point_demos), "--out", str(tmp_path / "r2"), "--set", "train.stepz=3")
+    assert r.exit_code == 2 and "unknown field 'stepz'" in r.output
+
+
+def test_main_job_prints_its_table(tmp_path):
+    r = invoke("run", "--out", str(tmp_path / "main"), "--env", "point/reach", "--demos", "5", "--episodes", "6",
+               "--steps", "100", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert "BC (5 demos)" in r.output and "95% CI" in r.output
+    assert (tmp_path / "main" / "demos.h5").exists() and (tmp_path / "main" / "bc" / "eval.json").exists()
+
+
+def test_installed_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "automimic.cli", "envs"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "metaworld/pick-place-v3" in proc.stdout and "point/reach" in proc.stdout

@@ -1,0 +1,123 @@
+"""Environments: the point mass, Meta-World, ids, seeding and perturbation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from automimic.envs import env_ids, expert_for, make_env
+from automimic.envs.metaworld import DEFAULT_PERTURB, object_blocks, task_names
+from automimic.rollout.actors import ExpertActor
+from automimic.rollout.episode_runner import run_episode
+
+
+def test_unknown_id_lists_valid_ids():
+    with pytest.raises(ValueError) as err:
+        make_env("metaworld/push-v9")
+    message = str(err.value)
+    assert "unknown env id 'metaworld/push-v9'" in message
+    assert "metaworld/pick-place-v3" in message and "point/reach" in message
+    with pytest.raises(ValueError, match="unknown env id"):
+        make_env("nosuchfamily/x")
+
+
+def test_all_fifty_metaworld_tasks_are_listed():
+    assert len(task_names()) == 50
+    assert sum(1 for i in env_ids() if i.startswith("metaworld/")) == 50
+
+
+def test_point_dynamics_and_success_radius():
+    env = make_env("point/reach")
+    obs, info = env.reset(seed=3)
+    assert obs["state"].shape == (6,) and info["start"]["seed"] == 3
+    # Full acceleration for one step from rest moves the point by exactly ACCEL.
+    obs2, _, _, _, info2 = env.step(np.array([1.0, 0.0]))
+    assert np.isclose(obs2["state"][0] - obs["state"][0], 0.05)
+    assert np.isclose(obs2["state"][2], 0.05)
+    # Place the point just inside, then just outside, the 0.15 radius.
+    env._pos = env._goal + np.array([0.149, 0.0])
+    env._vel[:] = 0
+    assert env.step(np.zeros(2))[4]["success"]
+    env._pos = env._goal + np.array([0.151, 0.0])
+    env._vel[:] = 0
+    assert not env.step(np.zeros(2))[4]["success"]
+
+
+def test_point_expert_detours_and_succeeds():
+    env = make_env("point/reach")
+    episodes = [run_episode(env, ExpertActor("point/reach"), s) for s in range(30)]
+    assert all(e.success for e in episodes)
+    # The detour makes demos clearly longer than the straight-line distance needs (~10-15 steps).
+    assert np.mean([e.length for e in episodes]) > 20
+
+
+def test_seeded_resets_repeat_and_differ():
+    for env_id in ("point/reach", "metaworld/pick-place-v3"):
+        env = make_env(env_id)
+        a, _ = env.reset(seed=11)
+        b, _ = env.reset(seed=12)
+        c, _ = env.reset(seed=11)
+        np.testing.assert_array_equal(a["state"], c["state"])
+        assert not np.allclose(a["state"], b["state"])
+        with pytest.raises(ValueError, match="needs a seed"):
+            env.reset()
+
+
+def test_metaworld_rollout_reports_success_from_the_simulator():
+    env = make_env("metaworld/push-v3")
+    ep = run_episode(env, ExpertActor("metaworld/push-v3"), seed=5)
+    assert ep.success and ep.length < env.horizon
+    assert ep.obs["state"].shape == (ep.length, 39) and ep.actions.shape == (ep.length, 4)
+    # A policy that does nothing never succeeds.
+    class Idle:
+        name = "idle"
+
+        def reset(self, seed):
+            pass
+
+        def __call__(self, obs):
+            return np.zeros(4, dtype=np.float32)
+
+    idle = run_episode(make_env("metaworld/push-v3", horizon=30), Idle(), seed=5)
+    assert not idle.success and idle.length == 30
+
+
+def test_perturbation_moves_objects_in_xy_only_and_is_recorded():
+    plain = make_env("metaworld/push-v3")
+    shaken = make_env("metaworld/push-v3", perturb=0.05)
+    a, info_a = plain.reset(seed=7)
+    b, info_b = shaken.reset(seed=7)
+    offset = info_b["start"]["perturb_offset"]
+    assert offset.shape == (1, 2) and np.abs(offset).max() > 0
+    assert info_b["start"]["perturb_sigma"] == 0.05
+    assert info_a["start"]["perturb_offset"].size == 0
+    # Object x, y shift by the recorded offset; z does not move; the goal stays put.
+    np.testing.assert_allclose(b["state"][4:6] - a["state"][4:6], offset[0], atol=1e-4)
+    assert np.isclose(b["state"][6], a["state"][6], atol=1e-4)
+    np.testing.assert_allclose(b["state"][36:39], a["state"][36:39], atol=1e-6)
+    # Same seed and sigma give the same perturbation.
+    again, info_again = make_env("metaworld/push-v3", perturb=0.05).reset(seed=7)
+    np.testing.assert_array_equal(info_again["start"]["perturb_offset"], offset)
+
+
+def test_object_blocks_found_for_every_family_of_task():
+    assert object_blocks("push-v3") == (0,)  # [object xyz, goal xyz]: only the object moves objects
+    assert object_blocks("drawer-open-v3") == (0,)
+
+
+@pytest.mark.slow
+def test_expert_solves_perturbed_starts_at_default_sigma():
+    env = make_env("metaworld/pick-place-v3", perturb=DEFAULT_PERTURB)
+    actor = ExpertActor("metaworld/pick-place-v3")
+    wins = sum(run_episode(env, actor, seed).success for seed in range(1000, 1050))
+    assert wins >= 45, f"expert solved only {wins}/50 perturbed starts"
+
+
+def test_gymnasium_envs_are_wrapped():
+    env = make_env("gym/Pendulum-v1")
+    obs, info = env.reset(seed=0)
+    assert obs["state"].shape == (3,) and env.horizon == 200
+    _, _, _, _, info = env.step(np.zeros(1, dtype=np.float32))
+    assert info["success"] is False
+    with pytest.raises(ValueError, match="has no scripted expert"):
+        expert_for("gym/Pendulum-v1")

@@ -1,0 +1,201 @@
+"""The HDF5 episode store: round trips, foreign files, crash safety, clear errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from automimic.data import Episode, EpisodeStore, StoreError
+from automimic.data.journal import JournaledFile, journal_path, rollback
+
+
+def make_episode(t: int = 20, seed: int = 0, success: bool = True, **kw) -> Episode:
+    rng = np.random.default_rng(seed)
+    return Episode(obs={"state": rng.normal(size=(t, 6)).astype(np.float32)},
+                   actions=rng.normal(size=(t, 2)).astype(np.float32), rewards=rng.normal(size=t).astype(np.float32),
+                   success=success, final_obs={"state": rng.normal(size=6).astype(np.float32)}, seed=seed,
+                   env_id="point/reach", **kw)
+
+
+def test_round_trip_keeps_data_and_provenance(tmp_path):
+    store = EpisodeStore(tmp_path / "d.h5")
+    ep = make_episode(seed=4, source="self", round=2, policy="ema", perturb_sigma=0.02,
+                      perturb_offset=np.array([[0.01, -0.02]]), attrs={"model": "ema", "selected": True})
+    assert store.append(ep) == "demo_0"
+    assert store.append(make_episode(seed=5, success=False)) == "demo_1"
+    back = store.read("demo_0")
+    np.testing.assert_array_equal(back.obs["state"], ep.obs["state"])
+    np.testing.assert_array_equal(back.actions, ep.actions)
+    np.testing.assert_array_equal(back.final_obs["state"], ep.final_obs["state"])
+    assert (back.source, back.round, back.seed, back.policy) == ("self", 2, 4, "ema")
+    assert back.perturb_sigma == 0.02 and back.attrs == {"model": "ema", "selected": True}
+    np.testing.assert_array_equal(back.perturb_offset, [[0.01, -0.02]])
+    s = store.summary()
+    assert (s.episodes, s.steps, s.successes, s.env_id) == (2, 40, 1, "point/reach")
+    assert s.obs_shapes == {"state": (6,)} and s.action_shape == (2,)
+    # The file follows the robomimic layout that other tools read.
+    with h5py.File(tmp_path / "d.h5") as f:
+        g = f["data/demo_0"]
+        assert g.attrs["num_samples"] == 20 and f["data"].attrs["total"] == 40
+        assert set(g) >= {"obs", "next_obs", "actions", "rewards", "dones"}
+        np.testing.assert_array_equal(g["next_obs/state"][:-1], ep.obs["state"][1:])
+        assert json.loads(f["data"].attrs["env_args"])["env_name"] == "point/reach"
+
+
+def test_refuses_to_mix_envs(tmp_path):
+    store = EpisodeStore(tmp_path / "d.h5")
+    store.append(make_episode())
+    other = make_episode()
+    other = Episode(**{**other.__dict__, "env_id": "metaworld/push-v3"})
+    with pytest.raises(StoreError, match="refusing to append"):
+        store.append(other)
+    assert len(store) == 1
+
+
+def build_robomimic_file(path, images: bool = False) -> None:
+    """A file written the way robomimic / LIBERO write theirs (not with automimic)."""
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": "Lift", "type": 1, "env_kwargs": {"control_freq": 20}})
+        total = 0
+        for i, t in enumerate([12, 9, 15]):
+            g = data.create_group(f"demo_{i}")
+            g.attrs["num_samples"] = t
+            g.create_dataset("actions", data=np.full((t, 7), i, dtype=np.float64))
+            g.create_dataset("rewards", data=np.zeros(t))
+            g.create_dataset("dones", data=np.eye(1, t, t - 1, dtype=np.int64)[0])
+            g.create_dataset("states", data=np.zeros((t, 32)))
+            for group in ("obs", "next_obs"):
+                o = g.create_group(group)
+                o.create_dataset("robot0_eef_pos", data=np.arange(t * 3, dtype=np.float64).reshape(t, 3))
+                o.create_dataset("object", data=np.ones((t, 10)))
+                if images:
+                    o.create_dataset("agentview_image", data=np.zeros((t, 84, 84, 3), np.uint8), compression="gzip")
+            total += t
+        data.attrs["total"] = total
+        mask = f.create_group("mask")
+        mask.create_dataset("train", data=np.array([b"demo_0", b"demo_2"]))
+        mask.create_dataset("valid", data=np.array([b"demo_1"]))
+
+
+def test_reads_foreign_robomimic_layout_with_masks(tmp_path):
+    path = tmp_path / "lift.hdf5"
+    build_robomimic_file(path, images=True)
+    store = EpisodeStore(path)
+    assert store.env_id() == "Lift"
+    assert store.names() == ["demo_0", "demo_1", "demo_2"]
+    assert store.names(mask="train") == ["demo_0", "demo_2"]
+    eps = store.episodes(mask="valid")
+    assert len(eps) == 1 and eps[0].length == 9 and eps[0].source == "imported" and eps[0].success
+    assert eps[0].obs["agentview_image"].shape == (9, 84, 84, 3)
+    assert eps[0].actions.shape == (9, 7) and eps[0].seed is None
+    s = store.summary()
+    assert s.masks == {"train": 2, "valid": 1} and s.sources == {"imported": 3}
+    assert s.obs_shapes["robot0_eef_pos"] == (3,) and s.steps == 36
+    with pytest.raises(StoreError, match="no mask 'test'"):
+        store.names(mask="test")
+    # Appending to a foreign file keeps its episodes and continues the numbering.
+    ep = make_episode()
+    ep = Episode(**{**ep.__dict__, "env_id": "Lift"})
+    assert store.append(ep) == "demo_3"
+    assert len(store) == 4 and store.read("demo_1").length == 9
+
+
+def test_clear_errors_for_foreign_and_truncated_files(tmp_path):
+    text = tmp_path / "notes.h5"
+    text.write_text("hello")
+    with pytest.raises(StoreError) as err:
+        EpisodeStore(text).summary()
+    assert str(text) in str(err.value) and "not an HDF5 file" in str(err.value) and "\n" not in str(err.value)
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("weights", data=np.zeros(3))
+    with pytest.raises(StoreError, match=r"no 'data' group.*found \['weights'\]"):
+        EpisodeStore(other).names()
+
+    good = tmp_path / "good.h5"
+    store = EpisodeStore(good)
+    for i in range(3):
+        store.append(make_episode(t=200, seed=i))
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(StoreError, match=r"cut\.h5: truncated HDF5 file"):
+        EpisodeStore(cut).summary()
+
+    missing = tmp_path / "partial.h5"
+    build_robomimic_file(missing)
+    with h5py.File(missing, "a") as f:
+        del f["data/demo_1/actions"]
+    with pytest.raises(StoreError, match="episode demo_1 has no 'actions'"):
+        EpisodeStore(missing).episodes()
+
+
+def test_journal_rolls_back_an_unfinished_append(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"A" * 100)
+    j = JournaledFile(path)
+    j.seek(10)
+    j.write(b"B" * 20)  # overwrites old bytes: journaled
+    j.seek(95)
+    j.write(b"C" * 30)  # straddles the old end: 5 old bytes journaled, 25 new
+    j.truncate(50)  # would cut old data: journaled
+    assert journal_path(path).exists()
+    # Simulate the kill: the file object is dropped without commit.
+    assert rollback(path)
+    assert path.read_bytes() == b"A" * 100 and not journal_path(path).exists()
+
+
+WRITER = textwrap.dedent("""
+    import sys, numpy as np
+    from automimic.data import Episode, EpisodeStore
+    store = EpisodeStore(sys.argv[1])
+    i = 0
+    while True:
+        rng = np.random.default_rng(i)
+        t = 400
+        store.append(Episode(obs={"state": rng.normal(size=(t, 200)).astype(np.float32)},
+                             actions=np.full((t, 4), i, np.float32), rewards=np.zeros(t, np.float32),
+                             success=True, seed=i, env_id="point/reach"))
+        print(i, flush=True)
+        i += 1
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_while_appending_keeps_every_earlier_episode(tmp_path):
+    path = tmp_path / "killed.h5"
+    kept = 0
+    for trial in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+        committed = -1
+        target = 3 + 2 * trial
+        while committed < target:
+            committed = int(proc.stdout.readline())
+        # Kill in the middle of the next append: its journal exists only while it writes.
+        deadline = time.time() + 10
+        while not journal_path(path).exists() and time.time() < deadline:
+            pass
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert journal_path(path).exists(), "the kill did not land inside an append"
+        store = EpisodeStore(path)
+        names = store.names()  # opening recovers from the interrupted append
+        assert not journal_path(path).exists()
+        # Every committed episode, from this trial and the earlier ones, is intact; at most the one
+        # being appended is gone (it may also have completed just before the kill).
+        kept += committed + 1
+        assert kept <= len(names) <= kept + 1
+        kept = len(names)
+        for ep in store.episodes():
+            assert ep.actions.shape == (400, 4) and ep.actions[0, 0] == ep.seed
+            assert ep.obs["state"].shape == (400, 200)
+        # The next trial appends to the same recovered file.
