@@ -16,6 +16,8 @@ def test_yaml_then_overrides(tmp_path):
     assert cfg.episodes == 5 and cfg.train.steps == 77 and cfg.train.lr == 0.01 and cfg.val_episodes == 3
     assert cfg.policy_config == {"head": "gaussian"}
     assert load_config(BCConfig, None, None) == BCConfig()
+    # Free-form sections (a policy's own config) accept any key; the policy class validates it.
+    assert load_config(BCConfig, None, ["policy_config.head=gaussian"]).policy_config == {"head": "gaussian"}
     assert to_dict(cfg)["train"]["steps"] == 77
 
 

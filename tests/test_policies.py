@@ -64,3 +64,16 @@ def test_checkpoint_holds_config_and_normalisation(tmp_path):
     torch.save(payload, tmp_path / "broken.pt")
     with pytest.raises(RuntimeError, match="obs_norm.mean"):
         load_policy(tmp_path / "broken.pt")
+
+
+def test_observation_noise_only_while_training():
+    data = toy_data()
+    policy = build_policy("mlp", {"obs_keys": ["state"], "hidden": [16], "obs_noise": 0.5}, 5, 2)
+    policy.fit_normalizers(data)
+    batch = {"obs": data.obs[:32], "actions": data.actions[:32]}
+    policy.train()
+    assert policy.loss(batch)["loss"] != policy.loss(batch)["loss"]
+    policy.eval()
+    assert policy.loss(batch)["loss"] == policy.loss(batch)["loss"]
+    with pytest.raises(ValueError, match="obs_noise must be >= 0"):
+        MLPConfig(obs_noise=-1)

@@ -44,19 +44,24 @@ class JournaledFile(io.RawIOBase):
         self._pos = 0
 
     # io.RawIOBase protocol -------------------------------------------------------------------
-    def readable(self) -> bool:  # noqa: D102 - protocol method
+    def readable(self) -> bool:
+        """Always readable."""
         return True
 
-    def writable(self) -> bool:  # noqa: D102
+    def writable(self) -> bool:
+        """Always writable."""
         return True
 
-    def seekable(self) -> bool:  # noqa: D102
+    def seekable(self) -> bool:
+        """Random access."""
         return True
 
-    def tell(self) -> int:  # noqa: D102
+    def tell(self) -> int:
+        """Current offset."""
         return self._pos
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:  # noqa: D102
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the offset (whence as in ``io``)."""
         if whence == io.SEEK_SET:
             self._pos = offset
         elif whence == io.SEEK_CUR:
@@ -65,27 +70,30 @@ class JournaledFile(io.RawIOBase):
             self._pos = os.fstat(self._file.fileno()).st_size + offset
         return self._pos
 
-    def readinto(self, buffer) -> int:  # noqa: D102
+    def readinto(self, buffer) -> int:
+        """Read at the offset into ``buffer``."""
         data = os.pread(self._file.fileno(), len(buffer), self._pos)
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
 
-    def write(self, data) -> int:  # noqa: D102
+    def write(self, data) -> int:
+        """Write at the offset, journaling any pre-existing bytes it overwrites first."""
         data = bytes(data)
         self._save_old(self._pos, self._pos + len(data))
         written = os.pwrite(self._file.fileno(), data, self._pos)
         self._pos += written
         return written
 
-    def truncate(self, size: int | None = None) -> int:  # noqa: D102
+    def truncate(self, size: int | None = None) -> int:
+        """Cut the file at ``size``, journaling the pre-existing bytes that would be lost."""
         size = self._pos if size is None else size
         self._save_old(size, self._original_size)
         os.ftruncate(self._file.fileno(), size)
         return size
 
-    def flush(self) -> None:  # noqa: D102
-        pass  # unbuffered: every write already reached the OS
+    def flush(self) -> None:
+        """Nothing to do: writes are unbuffered, so every write already reached the OS."""
 
     # journaling --------------------------------------------------------------------------------
     def _save_old(self, start: int, end: int) -> None:

@@ -63,6 +63,19 @@ class StoreSummary:
         return self.successes / self.episodes if self.episodes else 0.0
 
 
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """One episode's attributes, read without loading its arrays."""
+
+    name: str
+    length: int
+    success: bool
+    source: str
+    seed: int | None
+    env_id: str
+    round: int
+
+
 class EpisodeStore:
     """Episodes in one HDF5 file. Open it, append, read; nothing stays open between calls.
 
@@ -170,25 +183,26 @@ class EpisodeStore:
         with self._read() as f:
             return _env_name(f)
 
+    def index(self) -> list[EpisodeInfo]:
+        """Attributes of every episode in index order (cheap: no observation or action data is read)."""
+        with self._read() as f:
+            env = _env_name(f)
+            return [_info(self.path, f["data"][n], n, env) for n in _names(self.path, f, None)]
+
     def summary(self) -> StoreSummary:
         """Counts, shapes and sources, read from attributes and dataset shapes (no bulk data loaded)."""
         with self._read() as f:
-            names = _names(self.path, f, None)
-            steps = successes = 0
-            sources: Counter[str] = Counter()
+            env = _env_name(f)
+            infos = [_info(self.path, f["data"][n], n, env) for n in _names(self.path, f, None)]
             obs_shapes: dict[str, tuple[int, ...]] = {}
             action_shape = None
-            for n in names:
-                g = f["data"][n]
-                _require(self.path, g, n)
-                steps += int(g["actions"].shape[0])
-                successes += bool(g.attrs.get("success", True))
-                sources[_text(g.attrs.get("source", "imported"))] += 1
-                for key, ds in g["obs"].items():
-                    obs_shapes.setdefault(key, tuple(ds.shape[1:]))
-                action_shape = action_shape or tuple(g["actions"].shape[1:])
+            if infos:
+                first = f["data"][infos[0].name]
+                obs_shapes = {key: tuple(ds.shape[1:]) for key, ds in first["obs"].items()}
+                action_shape = tuple(first["actions"].shape[1:])
             masks = {k: len(v) for k, v in f["mask"].items()} if "mask" in f else {}
-            return StoreSummary(str(self.path), _env_name(f), len(names), steps, successes, dict(sources),
+            return StoreSummary(str(self.path), env, len(infos), sum(i.length for i in infos),
+                                sum(i.success for i in infos), dict(Counter(i.source for i in infos)),
                                 obs_shapes, action_shape, masks)
 
 
@@ -280,6 +294,18 @@ def _require(path: Path, g: h5py.Group, name: str) -> None:
             raise StoreError(f"{path}: episode {name} has no '{member}'; expected data/{name}/{member}")
 
 
+def _seed(attrs: h5py.AttributeManager) -> int | None:
+    return int(attrs["seed"]) if "seed" in attrs and int(attrs["seed"]) >= 0 else None
+
+
+def _info(path: Path, g: h5py.Group, name: str, env_name: str | None) -> EpisodeInfo:
+    _require(path, g, name)
+    a = g.attrs
+    return EpisodeInfo(name, int(g["actions"].shape[0]), bool(a.get("success", True)),
+                       _text(a.get("source", "imported")), _seed(a), _text(a.get("env_id", env_name or "")),
+                       int(a.get("round", 0)))
+
+
 def _read_episode(path: Path, g: h5py.Group, env_name: str | None) -> Episode:
     name = g.name.rsplit("/", 1)[-1]
     _require(path, g, name)
@@ -290,7 +316,7 @@ def _read_episode(path: Path, g: h5py.Group, env_name: str | None) -> Episode:
     rewards = np.asarray(g["rewards"][()], dtype=np.float32) if "rewards" in g else np.zeros(t, np.float32)
     a = g.attrs
     ours = "source" in a
-    seed = int(a["seed"]) if "seed" in a and int(a["seed"]) >= 0 else None
+    seed = _seed(a)
     try:
         return Episode(
             obs=obs, actions=actions, rewards=rewards.reshape(t), success=bool(a.get("success", True)),

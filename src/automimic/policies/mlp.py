@@ -26,6 +26,11 @@ class MLPConfig:
         dropout: dropout after each hidden layer.
         log_std_min: lower clamp of the Gaussian log std (keeps the NLL bounded).
         log_std_max: upper clamp of the Gaussian log std.
+        obs_std_floor: smallest std the observation normaliser divides by. Features that barely
+            vary across a few demos (a goal coordinate, a padded slot) would otherwise turn small
+            test-time differences into huge normalised inputs.
+        obs_noise: std of Gaussian noise added to normalised observations during training, a cheap
+            regulariser that makes few-demo policies tolerate states slightly off the demos.
     """
 
     obs_keys: tuple[str, ...] = ()
@@ -34,12 +39,16 @@ class MLPConfig:
     dropout: float = 0.0
     log_std_min: float = -5.0
     log_std_max: float = 1.0
+    obs_std_floor: float = 0.1
+    obs_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.head not in ("deterministic", "gaussian"):
             raise ValueError(f"head must be 'deterministic' or 'gaussian', got {self.head!r}")
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
+        if self.obs_noise < 0:
+            raise ValueError(f"obs_noise must be >= 0, got {self.obs_noise}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -62,7 +71,7 @@ class MLPPolicy(Policy):
         self.trunk = nn.Sequential(*layers)
         out = action_dim * (2 if config.head == "gaussian" else 1)
         self.head = nn.Linear(width, out)
-        self.obs_norm = Normalizer(obs_dim)
+        self.obs_norm = Normalizer(obs_dim, min_std=config.obs_std_floor)
         self.action_norm = Normalizer(action_dim)
 
     def fit_normalizers(self, data: Transitions) -> None:
@@ -71,7 +80,10 @@ class MLPPolicy(Policy):
         self.action_norm.fit(data.actions)
 
     def _forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = self.head(self.trunk(self.obs_norm(obs)))
+        x = self.obs_norm(obs)
+        if self.training and self.config.obs_noise > 0:
+            x = x + self.config.obs_noise * torch.randn_like(x)
+        out = self.head(self.trunk(x))
         if self.config.head == "deterministic":
             return out, None
         mean, log_std = out.chunk(2, dim=-1)

@@ -32,7 +32,7 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
         max_attempts: give up after this many rollouts (default: 4 x episodes + 10).
     """
     store = EpisodeStore(out, env_id=env_id)
-    done = store.episodes() if Path(out).exists() else []
+    done = store.index() if Path(out).exists() else []
     have = sum(1 for e in done if e.env_id == env_id)
     first = episode_seeds("collect", seed, 1)[0]
     tried = [e.seed - first for e in done if e.seed is not None and 0 <= e.seed - first < BLOCK]
