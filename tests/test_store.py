@@ -199,3 +199,15 @@ def test_sigkill_while_appending_keeps_every_earlier_episode(tmp_path):
             assert ep.actions.shape == (400, 4) and ep.actions[0, 0] == ep.seed
             assert ep.obs["state"].shape == (400, 200)
         # The next trial appends to the same recovered file.
+
+
+def test_annotate_updates_attributes_of_stored_episodes(tmp_path):
+    store = EpisodeStore(tmp_path / "d.h5")
+    for i in range(3):
+        store.append(make_episode(seed=i, attrs={"model": "ema"}))
+    store.annotate(["demo_0", "demo_2"], selected=True)
+    assert [e.attrs for e in store.episodes()] == [
+        {"model": "ema", "selected": True}, {"model": "ema"}, {"model": "ema", "selected": True}]
+    with pytest.raises(StoreError, match="no episode 'demo_7'"):
+        store.annotate(["demo_1", "demo_7"], selected=True)
+    assert store.read("demo_1").attrs == {"model": "ema"}  # the failed call changed nothing

@@ -99,3 +99,28 @@ def test_bc_learns_point_reach(tmp_path_factory):
     train_bc(cfg, run, progress=False)
     result = evaluate(load_run_policy(run, "best"), "point/reach", 50, progress=False)
     assert result.success_rate >= 0.9, result.line()
+
+
+def test_ema_follows_the_decay_and_differs_from_the_primary(point_demos, tmp_path):
+    from automimic.policies import build_policy, load_policy
+    from automimic.training.ema import EMA
+
+    policy = build_policy("mlp", {"obs_keys": ["state"], "hidden": [8]}, 6, 2)
+    ema = EMA(policy, decay=0.9)
+    before = [p.clone() for p in ema.model.parameters()]
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(1.0)
+    ema.update(policy)
+    for old, avg, new in zip(before, ema.model.parameters(), policy.parameters()):
+        torch.testing.assert_close(avg, 0.9 * old + 0.1 * new)
+    with pytest.raises(ValueError, match="ema decay must be in"):
+        EMA(policy, 1.0)
+
+    cfg = bc_config(point_demos, steps=100)
+    cfg.train.ema_decay = 0.95
+    trained = train_bc(cfg, tmp_path / "ema", progress=False)
+    averaged = load_policy(tmp_path / "ema/checkpoints/ema.pt")
+    diffs = [float((a - b).abs().max()) for a, b in zip(averaged.parameters(), trained.parameters())]
+    assert max(diffs) > 1e-4  # a real average, not a copy
+    torch.testing.assert_close(averaged.obs_norm.mean, trained.obs_norm.mean)

@@ -13,8 +13,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Learn robot policies from a few demonstrations, then improve them in simulation.")
 train_app = typer.Typer(no_args_is_help=True, help="Train a policy on demonstrations.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect episode stores (HDF5).")
+improve_app = typer.Typer(no_args_is_help=True, help="Self-improvement: practise in simulation, learn from it.")
 app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
+app.add_typer(improve_app, name="improve")
 console = Console()
 
 
@@ -95,6 +97,29 @@ def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))
     console.print(f"trained: {out}/checkpoints/best.pt (last: {out}/checkpoints/last.pt)", highlight=False)
+
+
+@improve_app.command("seil")
+def improve_seil(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
+                 out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                 env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+                 rounds: int = typer.Option(4, min=0, help="self-evolution rounds after the BC round"),
+                 config: Optional[Path] = typer.Option(None, help="YAML file of SEILConfig fields"),
+                 set_: list[str] = typer.Option([], "--set", help="override, e.g. --set selector=diverse"),
+                 seed: int = typer.Option(0)) -> None:
+    """SEIL: practise, keep selected successes as demonstrations, retrain; one line per round."""
+    from automimic.algos.seil import SEILConfig, run_seil, write_report
+    from automimic.config import load_config
+    from automimic.data.store import StoreError
+
+    try:
+        cfg = load_config(SEILConfig, config,
+                          [f"data={data}", f"rounds={rounds}", f"seed={seed}", *([f"env_id={env}"] if env else []),
+                           *set_])
+        run_seil(cfg, out, on_round=lambda row: console.print(row.line(), highlight=False))
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"report: {write_report(out)}", highlight=False)
 
 
 @app.command("eval")

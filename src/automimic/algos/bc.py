@@ -70,24 +70,48 @@ def load_demos(cfg: BCConfig) -> tuple[list[Episode], str]:
     return episodes, cfg.env_id or store.env_id() or ""
 
 
+def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy: str = "mlp",
+               policy_config: dict[str, Any] | None = None, train: TrainConfig | None = None,
+               val_episodes: int = 0, seed: int = 0, init: Policy | None = None, progress: bool = True) -> Policy:
+    """Behaviour-clone ``episodes`` into run folder ``out`` (resuming from its ``last.pt`` if present).
+
+    Args:
+        episodes: training episodes.
+        env_id: env for validation rollouts ('' disables them).
+        out: run folder (its config must already be written by the caller).
+        policy: registered policy class.
+        policy_config: that class's config fields.
+        train: optimisation settings (its seed is set to ``seed``).
+        val_episodes: validation rollouts per check (0: best by training loss).
+        seed: seeds weight init, batches and validation seeds.
+        init: warm start: copy this policy's weights and normalisers instead of fitting new ones.
+    """
+    train = train or TrainConfig()
+    train.seed = seed
+    seed_everything(seed)
+    policy_config = dict(policy_config or {})
+    data = Transitions.from_episodes(episodes, policy_config.get("obs_keys") or None)
+    model = build_policy(policy, {**policy_config, "obs_keys": data.obs_keys}, data.obs.shape[1],
+                         data.actions.shape[1])
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    else:
+        model.fit_normalizers(data)
+    validate = None
+    if val_episodes and env_id:
+        def validate(p: Policy) -> float:
+            return evaluate(p, env_id, val_episodes, seed=seed, purpose="validate", progress=False).success_rate
+    return train_policy(model, data, train, RunDir(out), validate=validate, progress=progress)
+
+
 def train_bc(cfg: BCConfig, out: str | Path, progress: bool = True) -> Policy:
     """Train BC into run folder ``out`` (resuming if it holds a checkpoint); returns the final policy."""
-    cfg.train.seed = cfg.seed
-    run = RunDir(out)
     episodes, env_id = load_demos(cfg)
     record = to_dict(cfg)
     record["env_id"] = env_id
-    run.write_config({"algo": "bc", **record})
-    seed_everything(cfg.seed)
-    data = Transitions.from_episodes(episodes, cfg.policy_config.get("obs_keys") or None)
-    policy = build_policy(cfg.policy, {**cfg.policy_config, "obs_keys": data.obs_keys},
-                          data.obs.shape[1], data.actions.shape[1])
-    policy.fit_normalizers(data)
-    validate = None
-    if cfg.val_episodes and env_id:
-        def validate(p: Policy) -> float:
-            return evaluate(p, env_id, cfg.val_episodes, seed=cfg.seed, purpose="validate", progress=False).success_rate
-    return train_policy(policy, data, cfg.train, run, validate=validate, progress=progress)
+    RunDir(out).write_config({"algo": "bc", **record})
+    return fit_policy(episodes, env_id, out, policy=cfg.policy, policy_config=cfg.policy_config, train=cfg.train,
+                      val_episodes=cfg.val_episodes, seed=cfg.seed, progress=progress)
 
 
 def load_run_policy(out: str | Path, which: str = "best") -> Policy:

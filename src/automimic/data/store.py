@@ -126,6 +126,20 @@ class EpisodeStore:
                 yield f
 
     # writing ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self, durable: bool = False) -> Iterator[h5py.File]:
+        """Exclusive, journaled write access: all of it lands, or (on error or kill) none of it."""
+        with self._locked(exclusive=True):
+            fresh = os.path.getsize(self.path) == 0
+            journaled = JournaledFile(self.path)
+            try:
+                with h5py.File(journaled, "w" if fresh else "a") as f:
+                    yield f
+            except BaseException:
+                journaled.abort()
+                raise
+            journaled.commit(durable=durable)
+
     def append(self, episode: Episode, durable: bool = False) -> str:
         """Append one episode; return its name (``demo_N``). Crash-safe (see module docstring).
 
@@ -133,27 +147,34 @@ class EpisodeStore:
             episode: the episode to store.
             durable: also fsync, so the episode survives power loss (slower).
         """
-        with self._locked(exclusive=True):
-            fresh = os.path.getsize(self.path) == 0
-            journaled = JournaledFile(self.path)
-            try:
-                with h5py.File(journaled, "w" if fresh else "a") as f:
-                    data = f.require_group("data")
-                    if fresh:
-                        env_id = self._env_id or episode.env_id
-                        data.attrs["env_args"] = json.dumps(
-                            {"env_name": env_id, "type": "automimic", "env_kwargs": {}})
-                        data.attrs["total"] = 0
-                    else:
-                        _check_env(self.path, data, episode.env_id)
-                    name = f"demo_{_next_index(data)}"
-                    _write_episode(data.create_group(name), episode)
-                    data.attrs["total"] = int(data.attrs.get("total", 0)) + episode.length
-            except BaseException:
-                journaled.abort()
-                raise
-            journaled.commit(durable=durable)
+        with self._write(durable) as f:
+            if "data" not in f:
+                data = f.create_group("data")
+                data.attrs["env_args"] = json.dumps(
+                    {"env_name": self._env_id or episode.env_id, "type": "automimic", "env_kwargs": {}})
+                data.attrs["total"] = 0
+            else:
+                data = f["data"]
+                _check_env(self.path, data, episode.env_id)
+            name = f"demo_{_next_index(data)}"
+            _write_episode(data.create_group(name), episode)
+            data.attrs["total"] = int(data.attrs.get("total", 0)) + episode.length
         return name
+
+    def annotate(self, names: list[str], **attrs: Any) -> None:
+        """Merge ``attrs`` into the ``extra`` attributes of episodes ``names`` (journaled, all or none).
+
+        The arrays of an episode never change; this records decisions made after it was stored,
+        such as whether a selector kept it.
+        """
+        with self._write() as f:
+            for name in names:
+                if name not in f["data"]:
+                    raise StoreError(f"{self.path}: no episode {name!r}")
+                g = f["data"][name]
+                extra = json.loads(_text(g.attrs["extra"])) if "extra" in g.attrs else {}
+                extra.update(attrs)
+                g.attrs["extra"] = json.dumps(extra)
 
     # reading ------------------------------------------------------------------------------------
     def names(self, mask: str | None = None) -> list[str]:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from automimic.data.transitions import Transitions
 from automimic.policies import Policy, policy_payload, save_policy
+from automimic.training.ema import EMA
 from automimic.training.run_dir import RunDir
 
 Validator = Callable[[Policy], float]
@@ -32,6 +33,8 @@ class TrainConfig:
         log_every: steps between metric records.
         checkpoint_every: steps between ``last.pt`` saves (the resume points).
         validate_every: steps between validation rollouts (0: never; best = lowest training loss).
+        ema_decay: keep an exponential moving average of the weights with this decay, saved as
+            ``checkpoints/ema.pt`` (0 disables it).
     """
 
     steps: int = 5000
@@ -44,8 +47,11 @@ class TrainConfig:
     log_every: int = 100
     checkpoint_every: int = 1000
     validate_every: int = 0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
@@ -69,12 +75,14 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
 
     The best policy is chosen by ``validate(policy)`` (higher is better, e.g. success on validation
     seeds) every ``validate_every`` steps, or by the lowest logged training loss without one.
-    Returns the policy holding the final weights.
+    With ``ema_decay > 0`` the moving average is updated after every step and written to
+    ``checkpoints/ema.pt`` at the end. Returns the policy holding the final weights.
     """
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     gen = torch.Generator().manual_seed(cfg.seed)
     step, best = 0, -math.inf
+    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
     last = run.checkpoint("last")
     if last.exists():
         state = torch.load(last, map_location="cpu", weights_only=False)
@@ -84,12 +92,15 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         step, best = state["step"], state["best"]
+        if ema is not None:
+            ema.model.load_state_dict(state["ema"])
         run.drop_metrics_after(step)
 
     def save_last() -> None:
         payload = {"policy_checkpoint": policy_payload(policy), "optimizer": opt.state_dict(),
                    "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                   "torch_rng": torch.get_rng_state(), "step": step, "best": best}
+                   "torch_rng": torch.get_rng_state(), "step": step, "best": best,
+                   "ema": ema.model.state_dict() if ema is not None else None}
         tmp = last.with_suffix(".tmp")
         last.parent.mkdir(parents=True, exist_ok=True)
         torch.save(payload, tmp)
@@ -114,6 +125,8 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update(policy)
         step += 1
         window.append(losses["loss"].item())
         bar.update(1)
@@ -139,5 +152,7 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
             save_last()
     bar.close()
     run.close()
+    if ema is not None:
+        save_policy(ema.model, run.checkpoint("ema"), extra={"step": step, "decay": cfg.ema_decay})
     policy.eval()
     return policy

@@ -1,0 +1,135 @@
+"""SEIL selectors: which successful practice episodes become new demonstrations.
+
+A selector sees the pool of successes of one round as :class:`Candidate` s and returns the indices
+to keep. SEIL's paper asks for "complementary and informative, often low-confidence" trajectories;
+the registered strategies cover the axes separately so the ablation can tell them apart:
+
+* ``all``: keep every success (the naive loop).
+* ``random-k``: a uniform sample of ``keep``.
+* ``low-confidence``: the ``keep`` episodes on which the primary and EMA models disagree most
+  (mean distance between their normalised actions over the episode's states): states the
+  policy is unsure about, i.e. where a demonstration teaches most.
+* ``diverse``: farthest-point sampling on standardised start-state features, covering the space
+  of start states instead of piling up the easy, common ones.
+* ``uncertain-diverse``: farthest-point sampling among the ``2 * keep`` least confident — both
+  properties at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from automimic.data.episode import Episode
+from automimic.data.transitions import flatten_obs
+from automimic.policies import Policy
+
+SelectorFn = Callable[[Sequence["Candidate"], int, np.random.Generator], list[int]]
+_SELECTORS: dict[str, SelectorFn] = {}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A successful practice episode and what selectors judge it by.
+
+    Attributes:
+        episode: the episode.
+        disagreement: mean L2 distance between primary and EMA actions (normalised units) over its states.
+        features: ``(F,)`` start-state descriptor (the first observation, flattened).
+    """
+
+    episode: Episode
+    disagreement: float
+    features: np.ndarray
+
+
+def register_selector(name: str) -> Callable[[SelectorFn], SelectorFn]:
+    """Decorator: make a selector available by ``name``."""
+
+    def add(fn: SelectorFn) -> SelectorFn:
+        _SELECTORS[name] = fn
+        return fn
+
+    return add
+
+
+def selector_names() -> list[str]:
+    """Registered selector names."""
+    return sorted(_SELECTORS)
+
+
+def select(name: str, candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+    """Indices (ascending) of the candidates selector ``name`` keeps; at most ``keep`` unless ``all``."""
+    if name not in _SELECTORS:
+        raise ValueError(f"unknown selector {name!r}; registered: {selector_names()}")
+    if keep < 0:
+        raise ValueError(f"keep must be >= 0, got {keep}")
+    if not candidates:
+        return []
+    return sorted(_SELECTORS[name](candidates, keep, rng))
+
+
+@register_selector("all")
+def _all(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+    return list(range(len(candidates)))
+
+
+@register_selector("random-k")
+def _random(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+    return [int(i) for i in rng.choice(len(candidates), size=min(keep, len(candidates)), replace=False)]
+
+
+@register_selector("low-confidence")
+def _low_confidence(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+    order = np.argsort([-c.disagreement for c in candidates], kind="stable")
+    return [int(i) for i in order[:keep]]
+
+
+def farthest_points(features: np.ndarray, keep: int) -> list[int]:
+    """Greedy farthest-point sampling of ``keep`` rows of ``features`` (N, F), standardised per column.
+
+    Starts from the row farthest from the mean, so the result does not depend on the row order's
+    first element and is deterministic.
+    """
+    n = len(features)
+    if keep >= n:
+        return list(range(n))
+    z = (features - features.mean(0)) / (features.std(0) + 1e-8)
+    chosen = [int(np.argmax(np.linalg.norm(z, axis=1)))]
+    dist = np.linalg.norm(z - z[chosen[0]], axis=1)
+    while len(chosen) < keep:
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(z - z[nxt], axis=1))
+    return chosen
+
+
+@register_selector("diverse")
+def _diverse(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+    return farthest_points(np.stack([c.features for c in candidates]), keep)
+
+
+@register_selector("uncertain-diverse")
+def _uncertain_diverse(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+    shortlist = _low_confidence(candidates, 2 * keep, rng)
+    picked = farthest_points(np.stack([candidates[i].features for i in shortlist]), keep)
+    return [shortlist[i] for i in picked]
+
+
+@torch.no_grad()
+def make_candidates(episodes: Sequence[Episode], primary: Policy, ema: Policy | None) -> list[Candidate]:
+    """Score episodes for the selectors (disagreement is 0 for all when there is no EMA model)."""
+    out = []
+    for ep in episodes:
+        obs = flatten_obs(ep.obs, primary.obs_keys)
+        if ema is not None:
+            a = primary.action_norm(torch.as_tensor(primary.act(obs)))
+            b = primary.action_norm(torch.as_tensor(ema.act(obs)))
+            disagreement = float((a - b).norm(dim=-1).mean())
+        else:
+            disagreement = 0.0
+        out.append(Candidate(ep, disagreement, obs[0].astype(np.float64)))
+    return out

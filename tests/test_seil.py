@@ -1,0 +1,104 @@
+"""SEIL end to end on point/reach: provenance, rounds, resume after a real kill, report."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from automimic.algos.seil import SEILConfig, rounds_without_gain, run_seil, write_report
+from automimic.data import EpisodeStore
+from automimic.seeding import purpose_of
+from automimic.training.loop import TrainConfig
+
+
+def small_config(data, **kw) -> SEILConfig:
+    base = dict(data=str(data), demos=5, rounds=1, practice_episodes=6, keep=3, eval_episodes=6, workers=1,
+                perturb=0.05, ema_decay=0.9, train=TrainConfig(steps=60, batch_size=64, log_every=30,
+                                                              checkpoint_every=30),
+                policy_config={"hidden": [32, 32]})
+    base.update(kw)
+    return SEILConfig(**base)
+
+
+def test_one_round_stores_practice_with_provenance(point_demos, tmp_path):
+    rows = run_seil(small_config(point_demos), tmp_path / "seil", progress=False)
+    assert [r.round for r in rows] == [0, 1]
+    assert rows[0].practice == 0 and rows[0].train_episodes == 5
+    store = EpisodeStore(tmp_path / "seil" / "episodes.h5")
+    practice = [e for e in store.episodes() if e.source == "self"]
+    assert len(practice) == 12 == rows[1].practice  # 6 primary + 6 EMA
+    assert {e.attrs["model"] for e in practice} == {"primary", "ema"}
+    assert all(e.round == 1 and purpose_of(e.seed) == "practice" for e in practice)
+    assert all(e.perturb_sigma == 0.05 and e.perturb_offset.shape == (1, 2) for e in practice)
+    assert len({e.seed for e in practice}) == 12  # the two models practise from different starts
+    selected = [e for e in practice if e.attrs["selected"]]
+    assert all(e.success for e in selected)
+    assert len(selected) == rows[1].selected == min(3, rows[1].successes)
+    assert rows[1].train_episodes == 5 + len(selected)
+    report = write_report(tmp_path / "seil")
+    assert "| round |" in report.read_text() and (tmp_path / "seil" / "success.png").stat().st_size > 1000
+
+
+def test_patience_counts_rounds_without_a_new_high():
+    from automimic.algos.seil import RoundResult
+
+    def row(r, s):
+        return RoundResult(r, 0, 0, 0, 0, s, 0, 1, 0, 0)
+
+    assert rounds_without_gain([row(0, 0.5), row(1, 0.7)]) == 0
+    assert rounds_without_gain([row(0, 0.5), row(1, 0.7), row(2, 0.7), row(3, 0.6)]) == 2
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="selector must be one of"):
+        SEILConfig(selector="best")
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys
+    from automimic.algos.seil import SEILConfig, run_seil
+    from automimic.training.loop import TrainConfig
+    cfg = SEILConfig(data=sys.argv[1], demos=5, rounds=2, practice_episodes=6, keep=3, eval_episodes=4,
+                     workers=1, perturb=0.05, ema_decay=0.9,
+                     train=TrainConfig(steps=60, batch_size=64, log_every=30, checkpoint_every=30),
+                     policy_config={"hidden": [32, 32]})
+    if __name__ == "__main__":
+        run_seil(cfg, sys.argv[2], progress=False, on_round=lambda r: print("done", r.round, flush=True))
+""")
+
+
+@pytest.mark.slow
+def test_resume_after_a_real_kill_continues_in_the_same_round(point_demos, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILLED_RUN)
+    out = tmp_path / "seil"
+    proc = subprocess.Popen([sys.executable, str(script), str(point_demos), str(out)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().split() == ["done", "0"]
+    # Kill once round 1 has stored some, but not all, of its practice episodes.
+    store = EpisodeStore(out / "episodes.h5")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if sum(1 for i in store.index() if i.source == "self") >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = [(i.seed, i.round) for i in store.index() if i.source == "self"]
+    assert 3 <= len(before) < 12
+    lines = (out / "rounds.jsonl").read_text().splitlines()
+    assert [json.loads(x)["round"] for x in lines] == [0]
+
+    proc = subprocess.run([sys.executable, str(script), str(point_demos), str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["done", "1", "done", "2"]  # round 0 was not redone
+    after = [(i.seed, i.round) for i in store.index() if i.source == "self"]
+    assert after[: len(before)] == before  # nothing stored before the kill was lost
+    assert len(after) == 24 and len(set(after)) == 24  # no practice start was run twice
