@@ -14,12 +14,17 @@ from __future__ import annotations
 import functools
 import os
 import types
+import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from automimic.envs.base import AutomimicEnv, Obs, StartRecord
+
+# Meta-World's scripted policies warn on every call whose raw action exceeds [-1, 1]; we clip to the
+# action space ourselves, so the warning carries no information and floods collection logs.
+warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
 
 #: Step budget per episode. Meta-World allows 500; every scripted expert on MT10 finishes well
 #: inside 200 (the horizon the reference BC numbers use), and failures cost the full budget.
