@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from automimic.algos.seil import SEILConfig, rounds_without_gain, run_seil, write_report
@@ -102,3 +103,24 @@ def test_resume_after_a_real_kill_continues_in_the_same_round(point_demos, tmp_p
     after = [(i.seed, i.round) for i in store.index() if i.source == "self"]
     assert after[: len(before)] == before  # nothing stored before the kill was lost
     assert len(after) == 24 and len(set(after)) == 24  # no practice start was run twice
+
+
+def test_practice_noise_is_seeded_per_episode(point_demos, tmp_path):
+    from automimic.algos.bc import BCConfig, train_bc
+    from automimic.envs import make_env
+    from automimic.rollout.actors import PolicyActor
+    from automimic.rollout.episode_runner import run_episode
+
+    policy = train_bc(BCConfig(data=str(point_demos), train=TrainConfig(steps=30, batch_size=32)), tmp_path / "bc",
+                      progress=False)
+    env = make_env("point/reach", horizon=20)
+    clean = run_episode(env, PolicyActor(policy), 7)
+    noisy = run_episode(env, PolicyActor(policy, action_noise=0.3), 7)
+    again = run_episode(env, PolicyActor(policy, action_noise=0.3), 7)
+    other = run_episode(env, PolicyActor(policy, action_noise=0.3), 8)
+    assert (noisy.actions == again.actions).all()
+    assert not (noisy.actions[:5] == clean.actions[:5]).all()
+    assert not (noisy.actions[:5] == other.actions[:5]).all()
+    # The first action (same start state) differs from the clean one by exactly the noise drawn for it.
+    expected = np.random.default_rng([7, 3]).normal(0.0, 0.3, size=2).astype(np.float32)
+    np.testing.assert_allclose(noisy.actions[0] - clean.actions[0], expected, atol=1e-6)

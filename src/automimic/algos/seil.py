@@ -21,6 +21,7 @@ skips seeds already stored, selection is recomputed with the same RNG, training 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,10 @@ class SEILConfig:
         use_ema: also roll out the EMA copy of the weights (model-level augmentation).
         ema_decay: EMA decay per training step (default, ours: 0.999).
         perturb: start-position perturbation of practice rollouts (env-level augmentation, metres).
+        action_noise: std of Gaussian noise added to practice actions (exploration; the recorded
+            action is the one executed).
+        sample_actions: practise with actions sampled from the policy's distribution (Gaussian
+            head) instead of its mean: exploration shaped by the policy's own uncertainty.
         selector: one of :func:`automimic.algos.selectors.selector_names`.
         keep: successes kept per round by the selector (``all`` ignores it).
         warm_start: start each round's training from the previous policy instead of from scratch.
@@ -79,6 +84,8 @@ class SEILConfig:
     use_ema: bool = True
     ema_decay: float = 0.999
     perturb: float = DEFAULT_PERTURB
+    action_noise: float = 0.0
+    sample_actions: bool = False
     selector: str = "uncertain-diverse"
     keep: int = 20
     warm_start: bool = False
@@ -146,7 +153,9 @@ def _practice(cfg: SEILConfig, env_id: str, store: EpisodeStore, r: int, models:
                  if (s, r) not in done]
         if not seeds:
             continue
-        job = RolloutJob(env_id, ActorSpec.policy(policy, name=f"round{r - 1}:{model_name}"),
+        job = RolloutJob(env_id, ActorSpec.policy(policy, name=f"round{r - 1}:{model_name}",
+                                                  deterministic=not cfg.sample_actions,
+                                                  action_noise=cfg.action_noise),
                          {"perturb": cfg.perturb}, source="self", round=r)
         bar = tqdm(total=len(seeds), desc=f"round {r} practice ({model_name})", unit="ep", disable=not progress,
                    leave=False)
@@ -166,12 +175,11 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
         raise ValueError(f"{cfg.data}: the store names no env; pass env_id")
     RunDir(out).write_config({"algo": "seil", **to_dict(cfg), "env_id": env_id})
     store = EpisodeStore(out / "episodes.h5", env_id=env_id)
-    if not (out / "episodes.h5").exists():
-        demos = select_episodes([e for e in source.episodes() if e.success], cfg.demos)
-        for ep in demos:
-            store.append(ep)
+    # Copy the expert demos in; a copy cut short by a kill is completed, never repeated.
+    copied = sum(1 for i in store.index() if i.source != "self") if (out / "episodes.h5").exists() else 0
+    for ep in select_episodes([e for e in source.episodes() if e.success], cfg.demos)[copied:]:
+        store.append(ep)
     results = _finished_rounds(out)
-    train = TrainConfig(**{**to_dict(cfg.train), "ema_decay": cfg.ema_decay if cfg.use_ema else 0.0})
     for r in range(len(results), cfg.rounds + 1):
         if cfg.patience and rounds_without_gain(results) >= cfg.patience:
             break
@@ -197,7 +205,8 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
         run_dir = RunDir(out / f"round_{r}")
         run_dir.write_config({"algo": "seil-round", "round": r, "env_id": env_id, "train_episodes": len(training)})
         policy = fit_policy(training, env_id, run_dir.path, policy=cfg.policy, policy_config=cfg.policy_config,
-                            train=TrainConfig(**to_dict(train)), seed=cfg.seed,
+                            train=dataclasses.replace(cfg.train, ema_decay=cfg.ema_decay if cfg.use_ema else 0.0),
+                            seed=cfg.seed,
                             init=previous if cfg.warm_start else None, progress=progress)
         result = evaluate(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=cfg.workers, progress=progress)
         row = RoundResult(r, practice, successes, selected, len(training), result.success_rate, result.ci_low,

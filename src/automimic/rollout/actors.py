@@ -46,22 +46,36 @@ class ExpertActor:
 
 
 class PolicyActor:
-    """A trained policy acting on one env (batch of one). Sampling is seeded per episode."""
+    """A trained policy acting on one env (batch of one). Sampling and noise are seeded per episode.
 
-    def __init__(self, policy: Policy, name: str = "policy", deterministic: bool = True) -> None:
+    Args:
+        policy: the policy.
+        name: recorded as the episode's ``policy``.
+        deterministic: act with the mean action (Gaussian heads sample otherwise).
+        action_noise: std of Gaussian noise added to every action (exploration during practice).
+    """
+
+    def __init__(self, policy: Policy, name: str = "policy", deterministic: bool = True,
+                 action_noise: float = 0.0) -> None:
         self.name = name
         self.policy = policy
         self.deterministic = deterministic
+        self.action_noise = action_noise
+        self._rng = np.random.default_rng(0)
 
     def reset(self, seed: int) -> None:
-        """Clear the policy's episode state and seed any action sampling."""
+        """Clear the policy's episode state and seed any action sampling and noise."""
         self.policy.reset()
         torch.manual_seed(seed)
+        self._rng = np.random.default_rng([seed, 3])
 
     def __call__(self, obs: Obs) -> np.ndarray:
         """Flatten the observation keys the policy was trained on and act."""
         flat = flatten_obs(obs, self.policy.obs_keys)[None]
-        return self.policy.act(flat, deterministic=self.deterministic)[0]
+        action = self.policy.act(flat, deterministic=self.deterministic)[0]
+        if self.action_noise > 0:
+            action = action + self._rng.normal(0.0, self.action_noise, size=action.shape).astype(np.float32)
+        return action
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class ActorSpec:
     payload: dict[str, Any] | None = None
     name: str = "policy"
     deterministic: bool = True
+    action_noise: float = 0.0
 
     @classmethod
     def expert(cls, env_id: str) -> "ActorSpec":
@@ -80,12 +95,14 @@ class ActorSpec:
         return cls("expert", env_id=env_id, name=f"expert:{env_id}")
 
     @classmethod
-    def policy(cls, policy: Policy, name: str = "policy", deterministic: bool = True) -> "ActorSpec":
+    def policy(cls, policy: Policy, name: str = "policy", deterministic: bool = True,
+               action_noise: float = 0.0) -> "ActorSpec":
         """Spec for a copy of ``policy`` (weights are copied now; later training does not leak in)."""
-        return cls("policy", payload=policy_payload(policy), name=name, deterministic=deterministic)
+        return cls("policy", payload=policy_payload(policy), name=name, deterministic=deterministic,
+                   action_noise=action_noise)
 
     def build(self) -> Actor:
         """Create the actor (inside the worker that will use it)."""
         if self.kind == "expert":
             return ExpertActor(self.env_id)
-        return PolicyActor(policy_from_payload(self.payload), self.name, self.deterministic)
+        return PolicyActor(policy_from_payload(self.payload), self.name, self.deterministic, self.action_noise)

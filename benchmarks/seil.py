@@ -1,0 +1,125 @@
+"""SEIL against BC on MT10: BC(k), BC(50), SEIL(k) and SEIL(k) with one part removed.
+
+    python benchmarks/seil.py                                   # full grid (hours on 2 cores)
+    python benchmarks/seil.py --tasks push-v3 --ks 5 --variants seil   # one cell
+
+Uses the demos recorded by benchmarks/bc_fewshot.py (run it first, or this records them), so the
+k demos and the evaluation seeds are the same as in the BC table. Each (task, k, variant) cell is a
+SEIL run folder under --out and resumes if interrupted; the Markdown table is printed at the end.
+
+Variants (equal practice budget: 2 x practice per round, i.e. 400 episodes over 4 rounds):
+  seil        EMA + perturbation + the default selector
+  no-ema      the primary model alone practises twice as many episodes
+  no-perturb  practice starts are not perturbed
+  select-all  every success is kept (selector 'all')
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from automimic.algos.seil import SEILConfig, run_seil
+from automimic.rollout.collect import collect_demos
+from automimic.training.loop import TrainConfig
+
+MT10 = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
+        "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3"]
+VARIANTS = {
+    "seil": {},
+    "no-ema": {"use_ema": False, "double_practice": True},
+    "no-perturb": {"perturb": 0.0},
+    "select-all": {"selector": "all"},
+}
+
+
+def main() -> None:
+    """Run every missing cell and print the table."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", default=MT10)
+    p.add_argument("--ks", nargs="+", type=int, default=[1, 5])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--practice", type=int, default=50, help="practice episodes per model per round")
+    p.add_argument("--keep", type=int, default=20)
+    p.add_argument("--noise", type=float, default=0.0, help="practice action noise")
+    p.add_argument("--gaussian", action="store_true", help="Gaussian-head MLP that samples while practising")
+    p.add_argument("--selector", default=None, help="override the default selector of the 'seil' variant")
+    p.add_argument("--steps", type=int, default=3000, help="training steps per round")
+    p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per round")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--demos", type=Path, default=Path("benchmarks/results/bc_fewshot"),
+                   help="folder with <task>_demos.h5 (50 demos each) and BC cells from bc_fewshot.py")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/seil"))
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for task in args.tasks:
+        demos = args.demos / f"{task}_demos.h5"
+        collect_demos(f"metaworld/{task}", 50, demos, seed=args.seed, workers=args.workers, progress=False)
+        for k in args.ks:
+            row = {"task": task, "k": k}
+            bc50 = args.demos / f"{task}_k50.json"
+            row["bc50"] = json.loads(bc50.read_text()) if bc50.exists() else None
+            for variant in args.variants:
+                extra = dict(VARIANTS[variant])
+                if args.selector and variant != "select-all":
+                    extra.setdefault("selector", args.selector)
+                double = extra.pop("double_practice", False)
+                cfg = SEILConfig(data=str(demos), demos=k, rounds=args.rounds,
+                                 practice_episodes=args.practice * (2 if double else 1), keep=args.keep,
+                                 eval_episodes=args.episodes, workers=args.workers, seed=args.seed,
+                                 action_noise=args.noise, train=TrainConfig(steps=args.steps),
+                                 sample_actions=args.gaussian,
+                                 policy_config={"head": "gaussian"} if args.gaussian else {}, **extra)
+                folder = args.out / f"{task}_k{k}_{variant}"
+                t = time.time()
+                results = run_seil(cfg, folder, progress=False)
+                first = json.loads((folder / "rounds.jsonl").read_text().splitlines()[0])
+                row[variant] = {"final": results[-1].__dict__, "bc": first,
+                                "practice": sum(r.practice for r in results), "seconds": sum(r.seconds for r in results)}
+                print(f"{task:24s} k={k} {variant:10s} BC {first['success']:.2f} -> {results[-1].success:.2f} "
+                      f"[{results[-1].ci_low:.2f}, {results[-1].ci_high:.2f}] practice {row[variant]['practice']} "
+                      f"({time.time() - t:.0f}s this call)", flush=True)
+            rows.append(row)
+    (args.out / "summary.json").write_text(json.dumps(rows, indent=1))
+    print(render(rows, args.variants))
+
+
+def _cell(success: float, low: float, high: float) -> str:
+    return f"{success:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def render(rows: list[dict], variants: list[str]) -> str:
+    """Markdown table: one row per (task, k); success after the last round with its 95% interval."""
+    header = ["task", "k", "BC(k)", "BC(50)"] + [f"{v}" for v in variants] + ["practice eps", "SEIL time (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        first = row[variants[0]]["bc"]
+        bc50 = row["bc50"]
+        cells = [row["task"], str(row["k"]), _cell(first["success"], first["ci_low"], first["ci_high"]),
+                 _cell(bc50["success"], *bc50["ci"]) if bc50 else "-"]
+        for v in variants:
+            f = row[v]["final"]
+            cells.append(_cell(f["success"], f["ci_low"], f["ci_high"]))
+        cells += [str(row[variants[0]]["practice"]), f"{row[variants[0]]['seconds']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for k in sorted({r["k"] for r in rows}):
+        sub = [r for r in rows if r["k"] == k]
+        def mean(pick) -> str:
+            vals = [pick(r) for r in sub if pick(r) is not None]
+            return f"**{sum(vals) / len(vals):.2f}**" if vals else "-"
+        cells = ["**mean**", str(k), mean(lambda r: r[variants[0]]["bc"]["success"]),
+                 mean(lambda r: r["bc50"]["success"] if r["bc50"] else None)]
+        cells += [mean(lambda r, v=v: r[v]["final"]["success"]) for v in variants] + ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
