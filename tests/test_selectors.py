@@ -58,3 +58,14 @@ def test_unknown_selector_and_empty_pool():
         select("best", pool([0], [[0]]), 1, RNG)
     assert select("diverse", [], 3, RNG) == []
     assert {"all", "random-k", "low-confidence", "diverse", "uncertain-diverse"} <= set(selector_names())
+
+
+def test_diverse_prefers_what_the_training_set_lacks():
+    # Candidates on a line; the training set already covers the left end, so a diverse pick of 2
+    # takes the right end first and then the middle, never the already-covered left end.
+    c = pool([0] * 5, [[0.0], [1.0], [2.0], [3.0], [4.0]])
+    existing = np.array([[0.0], [0.1]])
+    assert select("diverse", c, 1, RNG, existing=existing) == [4]
+    assert select("diverse", c, 2, RNG, existing=existing) == [2, 4]
+    # Without context, the two extremes come first.
+    assert select("diverse", c, 2, RNG) == [0, 4]

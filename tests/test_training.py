@@ -121,6 +121,6 @@ def test_ema_follows_the_decay_and_differs_from_the_primary(point_demos, tmp_pat
     cfg.train.ema_decay = 0.95
     trained = train_bc(cfg, tmp_path / "ema", progress=False)
     averaged = load_policy(tmp_path / "ema/checkpoints/ema.pt")
-    diffs = [float((a - b).abs().max()) for a, b in zip(averaged.parameters(), trained.parameters())]
+    diffs = [(a - b).abs().max().item() for a, b in zip(averaged.parameters(), trained.parameters())]
     assert max(diffs) > 1e-4  # a real average, not a copy
     torch.testing.assert_close(averaged.obs_norm.mean, trained.obs_norm.mean)

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from automimic.algos.bc import fit_policy, select_episodes
-from automimic.algos.selectors import make_candidates, select, selector_names
+from automimic.algos.selectors import make_candidates, select, selector_names, start_features
 from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.data.store import EpisodeStore
@@ -197,7 +197,10 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
             pool = [store.read(i.name) for i in infos if i.success]
             names = [i.name for i in infos if i.success]
             candidates = make_candidates(pool, previous, models.get("ema"))
-            keep = select(cfg.selector, candidates, cfg.keep, np.random.default_rng([cfg.seed, r]))
+            trained_on = [start_features(e, previous.obs_keys) for e in store.episodes()
+                          if e.source != "self" or e.attrs.get("selected")]
+            keep = select(cfg.selector, candidates, cfg.keep, np.random.default_rng([cfg.seed, r]),
+                          existing=np.stack(trained_on))
             if keep:
                 store.annotate([names[i] for i in keep], selected=True)
             practice, successes, selected = len(infos), len(pool), len(keep)

@@ -9,8 +9,9 @@ the registered strategies cover the axes separately so the ablation can tell the
 * ``low-confidence``: the ``keep`` episodes on which the primary and EMA models disagree most
   (mean distance between their normalised actions over the episode's states): states the
   policy is unsure about, i.e. where a demonstration teaches most.
-* ``diverse``: farthest-point sampling on standardised start-state features, covering the space
-  of start states instead of piling up the easy, common ones.
+* ``diverse``: farthest-point sampling on standardised start-state features, counting the
+  episodes already trained on as chosen: it keeps the successes that are *complementary* to the
+  current data (new regions of start states) instead of piling up the easy, common ones.
 * ``uncertain-diverse``: farthest-point sampling among the ``2 * keep`` least confident — both
   properties at once.
 """
@@ -27,7 +28,7 @@ from automimic.data.episode import Episode
 from automimic.data.transitions import flatten_obs
 from automimic.policies import Policy
 
-SelectorFn = Callable[[Sequence["Candidate"], int, np.random.Generator], list[int]]
+SelectorFn = Callable[[Sequence["Candidate"], int, np.random.Generator, np.ndarray], list[int]]
 _SELECTORS: dict[str, SelectorFn] = {}
 
 
@@ -61,45 +62,64 @@ def selector_names() -> list[str]:
     return sorted(_SELECTORS)
 
 
-def select(name: str, candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
-    """Indices (ascending) of the candidates selector ``name`` keeps; at most ``keep`` unless ``all``."""
+def select(name: str, candidates: Sequence[Candidate], keep: int, rng: np.random.Generator,
+           existing: np.ndarray | None = None) -> list[int]:
+    """Indices (ascending) of the candidates selector ``name`` keeps; at most ``keep`` unless ``all``.
+
+    ``existing`` holds the start-state features ``(M, F)`` of the episodes already in the training
+    set; diversity is judged against them too.
+    """
     if name not in _SELECTORS:
         raise ValueError(f"unknown selector {name!r}; registered: {selector_names()}")
     if keep < 0:
         raise ValueError(f"keep must be >= 0, got {keep}")
     if not candidates:
         return []
-    return sorted(_SELECTORS[name](candidates, keep, rng))
+    dim = len(candidates[0].features)
+    existing = np.zeros((0, dim)) if existing is None else np.asarray(existing, dtype=np.float64).reshape(-1, dim)
+    return sorted(_SELECTORS[name](candidates, keep, rng, existing))
 
 
 @register_selector("all")
-def _all(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+def _all(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator,
+         existing: np.ndarray) -> list[int]:
     return list(range(len(candidates)))
 
 
 @register_selector("random-k")
-def _random(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+def _random(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator,
+            existing: np.ndarray) -> list[int]:
     return [int(i) for i in rng.choice(len(candidates), size=min(keep, len(candidates)), replace=False)]
 
 
 @register_selector("low-confidence")
-def _low_confidence(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
+def _low_confidence(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator,
+                    existing: np.ndarray) -> list[int]:
     order = np.argsort([-c.disagreement for c in candidates], kind="stable")
     return [int(i) for i in order[:keep]]
 
 
-def farthest_points(features: np.ndarray, keep: int) -> list[int]:
-    """Greedy farthest-point sampling of ``keep`` rows of ``features`` (N, F), standardised per column.
+def farthest_points(features: np.ndarray, keep: int, existing: np.ndarray | None = None) -> list[int]:
+    """Greedy farthest-point sampling of ``keep`` rows of ``features`` (N, F).
 
-    Starts from the row farthest from the mean, so the result does not depend on the row order's
-    first element and is deterministic.
+    Columns are standardised over candidates and ``existing`` together. With ``existing`` (M, F)
+    rows, each pick is the candidate farthest from everything chosen *or already present*;
+    without, the first pick is the candidate farthest from the mean. Deterministic.
     """
     n = len(features)
     if keep >= n:
         return list(range(n))
-    z = (features - features.mean(0)) / (features.std(0) + 1e-8)
-    chosen = [int(np.argmax(np.linalg.norm(z, axis=1)))]
-    dist = np.linalg.norm(z - z[chosen[0]], axis=1)
+    existing = np.zeros((0, features.shape[1])) if existing is None else existing
+    both = np.concatenate([features, existing])
+    scale = both.std(0) + 1e-8
+    z = (features - both.mean(0)) / scale
+    if len(existing):
+        e = (existing - both.mean(0)) / scale
+        dist = np.linalg.norm(z[:, None, :] - e[None, :, :], axis=2).min(1)
+        chosen: list[int] = []
+    else:
+        chosen = [int(np.argmax(np.linalg.norm(z, axis=1)))]
+        dist = np.linalg.norm(z - z[chosen[0]], axis=1)
     while len(chosen) < keep:
         nxt = int(np.argmax(dist))
         chosen.append(nxt)
@@ -108,14 +128,16 @@ def farthest_points(features: np.ndarray, keep: int) -> list[int]:
 
 
 @register_selector("diverse")
-def _diverse(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
-    return farthest_points(np.stack([c.features for c in candidates]), keep)
+def _diverse(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator,
+             existing: np.ndarray) -> list[int]:
+    return farthest_points(np.stack([c.features for c in candidates]), keep, existing)
 
 
 @register_selector("uncertain-diverse")
-def _uncertain_diverse(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator) -> list[int]:
-    shortlist = _low_confidence(candidates, 2 * keep, rng)
-    picked = farthest_points(np.stack([candidates[i].features for i in shortlist]), keep)
+def _uncertain_diverse(candidates: Sequence[Candidate], keep: int, rng: np.random.Generator,
+                       existing: np.ndarray) -> list[int]:
+    shortlist = _low_confidence(candidates, 2 * keep, rng, existing)
+    picked = farthest_points(np.stack([candidates[i].features for i in shortlist]), keep, existing)
     return [shortlist[i] for i in picked]
 
 
@@ -131,5 +153,10 @@ def make_candidates(episodes: Sequence[Episode], primary: Policy, ema: Policy | 
             disagreement = float((a - b).norm(dim=-1).mean())
         else:
             disagreement = 0.0
-        out.append(Candidate(ep, disagreement, obs[0].astype(np.float64)))
+        out.append(Candidate(ep, disagreement, start_features(ep, primary.obs_keys)))
     return out
+
+
+def start_features(episode: Episode, obs_keys: Sequence[str]) -> np.ndarray:
+    """The descriptor selectors compare episodes by: the first observation, flattened."""
+    return flatten_obs({k: v[:1] for k, v in episode.obs.items()}, obs_keys)[0].astype(np.float64)
