@@ -18,7 +18,7 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
     """Append ``episodes`` expert episodes of ``env_id`` to ``out``, skipping failures unless asked.
 
     Start seeds come from the ``collect`` namespace (never used for evaluation). Running the same
-    command again after an interruption continues where it stopped: seeds already tried are skipped.
+    command again after an interruption continues after the last stored start seed.
 
     Args:
         env_id: which env, e.g. ``metaworld/push-v3``.
