@@ -193,18 +193,20 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
             if cfg.use_ema:
                 models["ema"] = load_policy(prev_dir.checkpoint("ema"))
             _practice(cfg, env_id, store, r, models, progress)
-            infos = [i for i in store.index() if i.source == "self" and i.round == r]
-            pool = [store.read(i.name) for i in infos if i.success]
-            names = [i.name for i in infos if i.success]
-            candidates = make_candidates(pool, previous, models.get("ema"))
-            trained_on = [start_features(e, previous.obs_keys) for e in store.episodes()
-                          if e.source != "self" or e.attrs.get("selected")]
+            stored = list(zip(store.index(), store.episodes()))
+            # Earlier rounds' picks only, so a resumed selection sees the same context as the first try.
+            trained = [e for i, e in stored if i.source != "self" or (e.attrs.get("selected") and i.round < r)]
+            infos = [i for i, _ in stored if i.source == "self" and i.round == r]
+            pool = [(i.name, e) for i, e in stored if i.source == "self" and i.round == r and i.success]
+            candidates = make_candidates([e for _, e in pool], previous, models.get("ema"))
             keep = select(cfg.selector, candidates, cfg.keep, np.random.default_rng([cfg.seed, r]),
-                          existing=np.stack(trained_on))
+                          existing=np.stack([start_features(e, previous.obs_keys) for e in trained]))
             if keep:
-                store.annotate([names[i] for i in keep], selected=True)
+                store.annotate([pool[i][0] for i in keep], selected=True)
+            training = trained + [pool[i][1] for i in keep]
             practice, successes, selected = len(infos), len(pool), len(keep)
-        training = [e for e in store.episodes() if e.source != "self" or e.attrs.get("selected")]
+        else:
+            training = [e for e in store.episodes() if e.source != "self"]
         run_dir = RunDir(out / f"round_{r}")
         run_dir.write_config({"algo": "seil-round", "round": r, "env_id": env_id, "train_episodes": len(training)})
         policy = fit_policy(training, env_id, run_dir.path, policy=cfg.policy, policy_config=cfg.policy_config,
