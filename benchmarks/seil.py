@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--practice", type=int, default=50, help="practice episodes per model per round")
     p.add_argument("--keep", type=int, default=20)
-    p.add_argument("--noise", type=float, default=0.0, help="practice action noise")
+    p.add_argument("--noise", type=float, default=None, help="practice action noise (default: SEILConfig's)")
     p.add_argument("--gaussian", action="store_true", help="Gaussian-head MLP that samples while practising")
     p.add_argument("--selector", default=None, help="override the default selector of the 'seil' variant")
     p.add_argument("--steps", type=int, default=3000, help="training steps per round")
@@ -70,11 +70,13 @@ def main() -> None:
                 extra = dict(VARIANTS[variant])
                 if args.selector and variant != "select-all":
                     extra.setdefault("selector", args.selector)
+                if args.noise is not None:
+                    extra["action_noise"] = args.noise
                 double = extra.pop("double_practice", False)
                 cfg = SEILConfig(data=str(demos), demos=k, rounds=args.rounds,
                                  practice_episodes=args.practice * (2 if double else 1), keep=args.keep,
                                  eval_episodes=args.episodes, workers=args.workers, seed=args.seed,
-                                 action_noise=args.noise, train=TrainConfig(steps=args.steps),
+                                 train=TrainConfig(steps=args.steps),
                                  sample_actions=args.gaussian,
                                  policy_config={"head": "gaussian"} if args.gaussian else {}, **extra)
                 folder = args.out / f"{task}_k{k}_{variant}"

@@ -82,3 +82,15 @@ def test_main_job_prints_its_table(tmp_path):
 def test_installed_entry_point():
     proc = subprocess.run([sys.executable, "-m", "automimic.cli", "envs"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "metaworld/pick-place-v3" in proc.stdout and "point/reach" in proc.stdout
+
+
+def test_improve_seil_prints_rounds_and_writes_the_report(point_demos, tmp_path):
+    out = tmp_path / "seil"
+    r = invoke("improve", "seil", "--data", str(point_demos), "--out", str(out), "--rounds", "1",
+               "--set", "demos=3", "--set", "practice_episodes=4", "--set", "keep=2", "--set", "eval_episodes=4",
+               "--set", "workers=1", "--set", "train.steps=40", "--set", "policy_config={hidden: [16]}")
+    assert r.exit_code == 0, r.output
+    assert "round 0: practice 0" in r.output and "round 1: practice 8" in r.output
+    assert (out / "report.md").exists() and (out / "success.png").exists() and (out / "episodes.png").exists()
+    r = invoke("improve", "seil", "--data", str(point_demos), "--out", str(tmp_path / "x"), "--set", "selector=best")
+    assert r.exit_code == 2 and "selector must be one of" in r.output
