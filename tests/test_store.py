@@ -211,3 +211,12 @@ def test_annotate_updates_attributes_of_stored_episodes(tmp_path):
     with pytest.raises(StoreError, match="no episode 'demo_7'"):
         store.annotate(["demo_1", "demo_7"], selected=True)
     assert store.read("demo_1").attrs == {"model": "ema"}  # the failed call changed nothing
+
+
+def test_entries_pair_attributes_with_episodes(tmp_path):
+    store = EpisodeStore(tmp_path / "d.h5")
+    for i in range(3):
+        store.append(make_episode(seed=i, success=i != 1))
+    pairs = store.entries()
+    assert [info.name for info, _ in pairs] == ["demo_0", "demo_1", "demo_2"]
+    assert all(info.seed == ep.seed and info.success == ep.success and info.length == ep.length for info, ep in pairs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,13 +82,12 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
         out: run folder (its config must already be written by the caller).
         policy: registered policy class.
         policy_config: that class's config fields.
-        train: optimisation settings (its seed is set to ``seed``).
+        train: optimisation settings (run with its seed replaced by ``seed``).
         val_episodes: validation rollouts per check (0: best by training loss).
         seed: seeds weight init, batches and validation seeds.
         init: warm start: copy this policy's weights and normalisers instead of fitting new ones.
     """
-    train = train or TrainConfig()
-    train.seed = seed
+    train = dataclasses.replace(train or TrainConfig(), seed=seed)
     seed_everything(seed)
     policy_config = dict(policy_config or {})
     data = Transitions.from_episodes(episodes, policy_config.get("obs_keys") or None)

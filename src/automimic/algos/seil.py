@@ -195,7 +195,7 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
             if cfg.use_ema:
                 models["ema"] = load_policy(prev_dir.checkpoint("ema"))
             _practice(cfg, env_id, store, r, models, progress)
-            stored = list(zip(store.index(), store.episodes()))
+            stored = store.entries()
             # Earlier rounds' picks only, so a resumed selection sees the same context as the first try.
             trained = [e for i, e in stored if i.source != "self" or (e.attrs.get("selected") and i.round < r)]
             infos = [i for i, _ in stored if i.source == "self" and i.round == r]

@@ -148,8 +148,8 @@ def make_candidates(episodes: Sequence[Episode], primary: Policy, ema: Policy | 
     for ep in episodes:
         obs = flatten_obs(ep.obs, primary.obs_keys)
         if ema is not None:
-            a = primary.action_norm(torch.as_tensor(primary.act(obs)))
-            b = primary.action_norm(torch.as_tensor(ema.act(obs)))
+            a = primary.normalize_actions(torch.as_tensor(primary.act(obs)))
+            b = primary.normalize_actions(torch.as_tensor(ema.act(obs)))
             disagreement = float((a - b).norm(dim=-1).mean())
         else:
             disagreement = 0.0

@@ -204,6 +204,13 @@ class EpisodeStore:
         with self._read() as f:
             return _env_name(f)
 
+    def entries(self) -> list[tuple[EpisodeInfo, Episode]]:
+        """Every episode with its attributes, in index order, from one open of the file."""
+        with self._read() as f:
+            env = _env_name(f)
+            return [(_info(self.path, f["data"][n], n, env), _read_episode(self.path, f["data"][n], env))
+                    for n in _names(self.path, f, None)]
+
     def index(self) -> list[EpisodeInfo]:
         """Attributes of every episode in index order (cheap: no observation or action data is read)."""
         with self._read() as f:

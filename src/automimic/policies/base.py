@@ -68,6 +68,10 @@ class Policy(nn.Module, abc.ABC):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions ``(B, D_act)`` in env units for flattened observations ``(B, D_obs)``."""
 
+    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions ``(..., D_act)`` in the units the policy trains in (identity unless it normalises)."""
+        return actions
+
     def reset(self) -> None:
         """Forget per-episode state (history, action queues); stateless policies need nothing."""
 

@@ -79,6 +79,10 @@ class MLPPolicy(Policy):
         self.obs_norm.fit(data.obs)
         self.action_norm.fit(data.actions)
 
+    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions in the normalised units the MLP regresses."""
+        return self.action_norm(actions)
+
     def _forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.obs_norm(obs)
         if self.training and self.config.obs_noise > 0:
@@ -91,7 +95,7 @@ class MLPPolicy(Policy):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """MSE (deterministic) or Gaussian NLL (gaussian) in normalised action space."""
-        target = self.action_norm(batch["actions"])
+        target = self.normalize_actions(batch["actions"])
         mean, log_std = self._forward(batch["obs"])
         mse = ((mean - target) ** 2).mean()
         if log_std is None:
