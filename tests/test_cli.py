@@ -73,10 +73,12 @@ def test_train_eval_and_video_from_the_command_line(point_demos, tmp_path):
 
 def test_main_job_prints_its_table(tmp_path):
     r = invoke("run", "--out", str(tmp_path / "main"), "--env", "point/reach", "--demos", "5", "--episodes", "6",
-               "--steps", "100", "--workers", "1")
+               "--rounds", "1", "--practice", "4", "--steps", "100", "--workers", "1")
     assert r.exit_code == 0, r.output
-    assert "BC (5 demos)" in r.output and "95% CI" in r.output
-    assert (tmp_path / "main" / "demos.h5").exists() and (tmp_path / "main" / "bc" / "eval.json").exists()
+    assert "BC (5 demos)" in r.output and "SEIL round 1" in r.output and "95% CI" in r.output
+    assert (tmp_path / "main" / "demos.h5").exists() and (tmp_path / "main" / "seil" / "report.md").exists()
+    rounds = (tmp_path / "main" / "seil" / "rounds.jsonl").read_text().splitlines()
+    assert [json.loads(line)["round"] for line in rounds] == [0, 1]
 
 
 def test_installed_entry_point():

@@ -23,6 +23,8 @@ def test_wilson_matches_known_values():
     assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
     assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(0, 50)[1] == pytest.approx(0.0713, abs=1e-4)
     assert wilson_interval(50, 50)[1] == 1.0
+    # Every n: the interval holds the observed rate (6/6 once rounded to 0.9999999999999999).
+    assert all(lo <= k / n <= hi for n in range(1, 60) for k in range(n + 1) for lo, hi in [wilson_interval(k, n)])
     with pytest.raises(ValueError):
         wilson_interval(3, 2)
 

@@ -18,6 +18,9 @@ app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 app.add_typer(improve_app, name="improve")
 console = Console()
+if not console.is_terminal:
+    # Piped into a log, rich falls back to 80 columns and would truncate table cells; logs can be wide.
+    console = Console(width=160)
 
 
 def _fail(message: str) -> None:
@@ -157,21 +160,26 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
 @app.command()
 def run(out: Path = typer.Option(Path("runs/main"), help="run folder"),
         env: Optional[str] = typer.Option(None, help="env id (default: metaworld/push-v3)"),
-        demos: int = typer.Option(5, min=1), episodes: int = typer.Option(50, min=1),
-        steps: int = typer.Option(5000, min=1, help="BC training steps"),
+        demos: int = typer.Option(5, min=1), rounds: int = typer.Option(3, min=0, help="SEIL rounds after BC"),
+        practice: int = typer.Option(50, min=1, help="practice episodes per model per round"),
+        episodes: int = typer.Option(50, min=1, help="evaluation episodes per round"),
+        steps: int = typer.Option(3000, min=1, help="training steps per round"),
         seed: int = typer.Option(0), workers: int = typer.Option(2, min=1)) -> None:
-    """Main job: expert demos -> BC -> evaluation, printed as a table (resumes from --out)."""
+    """Main job: expert demos -> BC -> SEIL rounds, printed as a table of success per round (resumes from --out)."""
     from automimic.pipeline import DEFAULT_ENV, run_pipeline
 
-    s = run_pipeline(out, env or DEFAULT_ENV, demos, episodes, steps, seed, workers)
-    r = s.result
+    s = run_pipeline(out, env or DEFAULT_ENV, demos, rounds, practice, episodes, steps, seed, workers,
+                     on_round=lambda row: console.print(row.line(), highlight=False))
     table = Table(title=f"automimic run: {s.env_id}, {s.demos} expert demos, seed {seed}")
-    for col in ("method", "success", "95% CI", "episodes", "mean length", "time (s)"):
+    for col in ("stage", "success", "95% CI", "trained on", "practice", "successes", "selected", "time (s)"):
         table.add_column(col)
-    table.add_row(f"BC ({s.demos} demos)", f"{r.success_rate:.2f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]",
-                  str(r.episodes), f"{r.mean_length:.1f}", f"{sum(s.seconds.values()):.0f}")
+    for r in s.rounds:
+        table.add_row(f"BC ({s.demos} demos)" if r.round == 0 else f"SEIL round {r.round}", f"{r.success:.2f}",
+                      f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", str(r.train_episodes), str(r.practice),
+                      str(r.successes), str(r.selected), f"{r.seconds:.0f}")
     console.print(table)
-    console.print(f"run folder: {out} (demos.h5, bc/); eval seeds {r.seeds[0]}..{r.seeds[-1]}", highlight=False)
+    total = s.collect_seconds + sum(r.seconds for r in s.rounds)
+    console.print(f"run folder: {out} (demos.h5, seil/report.md); {total:.0f}s in all", highlight=False)
 
 
 if __name__ == "__main__":

@@ -19,4 +19,5 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Rounding can put a bound a hair on the wrong side of p at 0/n and n/n; the interval must hold p.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
