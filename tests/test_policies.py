@@ -14,7 +14,7 @@ def toy_data(n: int = 256) -> Transitions:
     g = torch.Generator().manual_seed(0)
     obs = torch.randn(n, 5, generator=g) * 10 + 3
     actions = torch.tanh(obs[:, :2] / 10)
-    return Transitions(obs, actions, torch.zeros(n, dtype=torch.long), ("state",))
+    return Transitions(obs, actions, torch.zeros(n, dtype=torch.long), ("state",), torch.full((n,), -1.0))
 
 
 @pytest.mark.parametrize("head", ["deterministic", "gaussian"])

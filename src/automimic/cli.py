@@ -125,6 +125,61 @@ def improve_seil(data: Path = typer.Option(..., help="HDF5 store with the expert
     console.print(f"report: {write_report(out)}", highlight=False)
 
 
+@improve_app.command("steps-to-go")
+def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
+                        out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                        env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+                        iterations: int = typer.Option(20, min=0, help="practice iterations"),
+                        robots: int = typer.Option(8, min=1, help="simulated robots practising together"),
+                        config: Optional[Path] = typer.Option(None, help="YAML file of StepsToGoConfig fields"),
+                        set_: list[str] = typer.Option([], "--set", help="override, e.g. --set gamma=0.95"),
+                        seed: int = typer.Option(0)) -> None:
+    """Steps-to-go self-improvement: BC + steps-to-go, calibrate the detector, practise on the learned reward."""
+    from automimic.algos.steps_to_go import SIM_SUCCESS_NOTE, StepsToGoConfig, run_steps_to_go
+    from automimic.config import load_config
+    from automimic.data.store import StoreError
+
+    try:
+        cfg = load_config(StepsToGoConfig, config,
+                          [f"data={data}", f"iterations={iterations}", f"robots={robots}", f"seed={seed}",
+                           *([f"env_id={env}"] if env else []), *set_])
+        console.print(SIM_SUCCESS_NOTE, highlight=False)
+        run_steps_to_go(cfg, out, on_iteration=lambda row: console.print(row.line(), highlight=False),
+                        on_calibration=lambda c: console.print(c.line(), highlight=False))
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"run folder: {out} (iterations.jsonl, calibration.json, practice.pt)", highlight=False)
+
+
+@app.command()
+def calibrate(run: Path = typer.Argument(..., help="a training run whose policy has a steps-to-go head, or a "
+                                                   "steps-to-go run (its sft/ policy is used)"),
+              env: Optional[str] = typer.Option(None, help="env id (default: the run's)"),
+              episodes: int = typer.Option(50, min=1, help="held-out rollouts of the policy"),
+              noise: float = typer.Option(0.3, min=0.0, help="action noise, so that some rollouts fail"),
+              seed: int = typer.Option(0, help="selects the calibration seed block"),
+              workers: int = typer.Option(1, min=1)) -> None:
+    """Pick the success detector's threshold s on held-out rollouts; report precision and recall."""
+    from automimic.algos.bc import load_run_policy
+    from automimic.algos.calibration import calibrate as calibrate_detector
+    from automimic.training.run_dir import RunDir
+
+    policy_run = run / "sft" if (run / "sft").is_dir() else run
+    if (run / "practice.pt").exists():
+        _fail(f"{run}: practice has started with the current threshold; calibrate before practising")
+    try:
+        policy = load_run_policy(policy_run, "last")
+        env_id = env or RunDir(policy_run).read_config().get("env_id") or RunDir(run).read_config().get("env_id")
+        if not env_id:
+            raise ValueError(f"{run}: the run names no env; pass --env")
+        result = calibrate_detector(policy, env_id, episodes, seed=seed, workers=workers, action_noise=noise)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    result.save(run / "calibration.json")
+    console.print(result.line(), highlight=False)
+    console.print(f"written: {run / 'calibration.json'}", highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
              episodes: int = typer.Option(50, min=1),

@@ -13,14 +13,15 @@ from typing import Literal
 
 import numpy as np
 
-Purpose = Literal["collect", "practice", "validate", "eval"]
+Purpose = Literal["collect", "practice", "validate", "eval", "calibrate"]
 
 #: Episodes a single run seed may draw per purpose before its range would overlap the next seed's.
 BLOCK = 100_000
 #: Distinct run seeds per purpose (``run_seed`` must be in ``[0, RUN_SEEDS)``).
 RUN_SEEDS = 1_000
-_SPAN = BLOCK * RUN_SEEDS  # 1e8 seeds per purpose; four purposes fit below 2**31.
-_BASES: dict[str, int] = {"collect": 0, "practice": _SPAN, "validate": 2 * _SPAN, "eval": 3 * _SPAN}
+_SPAN = BLOCK * RUN_SEEDS  # 1e8 seeds per purpose; up to 21 purposes fit below 2**31.
+_BASES: dict[str, int] = {"collect": 0, "practice": _SPAN, "validate": 2 * _SPAN, "eval": 3 * _SPAN,
+                          "calibrate": 4 * _SPAN}
 
 
 def episode_seeds(purpose: Purpose, run_seed: int, count: int, start: int = 0) -> list[int]:

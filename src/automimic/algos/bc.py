@@ -15,6 +15,7 @@ from automimic.data.store import EpisodeStore
 from automimic.data.transitions import Transitions
 from automimic.evaluation.evaluate import evaluate
 from automimic.policies import Policy, build_policy, load_policy
+from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.seeding import seed_everything
 from automimic.training.loop import TrainConfig, train_policy
 from automimic.training.run_dir import RunDir
@@ -34,6 +35,9 @@ class BCConfig:
         policy_config: that class's config fields (e.g. ``{"head": "gaussian"}``).
         train: optimisation settings.
         val_episodes: rollouts on validation seeds per check to pick ``best.pt`` (0: by loss).
+        steps_to_go: also train a steps-to-go head (``steps_to_go_head`` configures it), making the
+            run usable by ``automimic calibrate`` and as a learned reward.
+        steps_to_go_head: bins, range and loss weights of that head.
         seed: seeds everything (weights, batches, validation seeds).
     """
 
@@ -45,6 +49,8 @@ class BCConfig:
     policy_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     val_episodes: int = 0
+    steps_to_go: bool = False
+    steps_to_go_head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -73,7 +79,8 @@ def load_demos(cfg: BCConfig) -> tuple[list[Episode], str]:
 
 def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy: str = "mlp",
                policy_config: dict[str, Any] | None = None, train: TrainConfig | None = None,
-               val_episodes: int = 0, seed: int = 0, init: Policy | None = None, progress: bool = True) -> Policy:
+               val_episodes: int = 0, seed: int = 0, init: Policy | None = None,
+               steps_to_go: StepsToGoHeadConfig | None = None, progress: bool = True) -> Policy:
     """Behaviour-clone ``episodes`` into run folder ``out`` (resuming from its ``last.pt`` if present).
 
     Args:
@@ -86,13 +93,14 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
         val_episodes: validation rollouts per check (0: best by training loss).
         seed: seeds weight init, batches and validation seeds.
         init: warm start: copy this policy's weights and normalisers instead of fitting new ones.
+        steps_to_go: also train a steps-to-go head with this config (labels from successful episodes).
     """
     train = dataclasses.replace(train or TrainConfig(), seed=seed)
     seed_everything(seed)
     policy_config = dict(policy_config or {})
     data = Transitions.from_episodes(episodes, policy_config.get("obs_keys") or None)
     model = build_policy(policy, {**policy_config, "obs_keys": data.obs_keys}, data.obs.shape[1],
-                         data.actions.shape[1])
+                         data.actions.shape[1], steps_to_go=steps_to_go)
     if init is not None:
         model.load_state_dict(init.state_dict())
     else:
@@ -111,7 +119,8 @@ def train_bc(cfg: BCConfig, out: str | Path, progress: bool = True) -> Policy:
     record["env_id"] = env_id
     RunDir(out).write_config({"algo": "bc", **record})
     return fit_policy(episodes, env_id, out, policy=cfg.policy, policy_config=cfg.policy_config, train=cfg.train,
-                      val_episodes=cfg.val_episodes, seed=cfg.seed, progress=progress)
+                      val_episodes=cfg.val_episodes, seed=cfg.seed,
+                      steps_to_go=cfg.steps_to_go_head if cfg.steps_to_go else None, progress=progress)
 
 
 def load_run_policy(out: str | Path, which: str = "best") -> Policy:

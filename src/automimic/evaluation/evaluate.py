@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from automimic.data.episode import Episode
 from automimic.evaluation.stats import wilson_interval
 from automimic.evaluation.video import open_render_env, write_mp4
 from automimic.policies import Policy
@@ -72,18 +73,26 @@ def evaluate(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, 
     Seeds come from the ``eval`` namespace (``purpose="validate"`` gives the separate range used
     to pick checkpoints during training), so they can never coincide with collection or practice.
     """
+    return evaluate_episodes(policy, env_id, episodes, seed=seed, workers=workers, horizon=horizon,
+                             purpose=purpose, progress=progress)[0]
+
+
+def evaluate_episodes(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: int = 1,
+                      horizon: int | None = None, purpose: str = "eval",
+                      progress: bool = True) -> tuple[EvalResult, list[Episode]]:
+    """:func:`evaluate`, also returning the episodes themselves (in seed order)."""
     seeds = episode_seeds(purpose, seed, episodes)
     env_kwargs = {"horizon": horizon} if horizon else {}
     job = RolloutJob(env_id, ActorSpec.policy(policy), env_kwargs, source="self")
-    bar = tqdm(total=episodes, desc=f"eval {env_id}", unit="ep", disable=not progress, leave=False)
-    succ, lengths = [], []
+    bar = tqdm(total=episodes, desc=f"{purpose} {env_id}", unit="ep", disable=not progress, leave=False)
+    done: list[Episode] = []
     for ep in iter_episodes(job, seeds, workers):
-        succ.append(ep.success)
-        lengths.append(ep.length)
+        done.append(ep)
         bar.update(1)
-        bar.set_postfix(success=f"{np.mean(succ):.2f}")
+        bar.set_postfix(success=f"{np.mean([e.success for e in done]):.2f}")
     bar.close()
-    return summarize(env_id, seeds, succ, lengths)
+    result = summarize(env_id, seeds, [e.success for e in done], [e.length for e in done])
+    return result, done
 
 
 def record_videos(policy: Policy, env_id: str, out_dir: str | Path, count: int = 3, *, seed: int = 0,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from automimic.data.transitions import Transitions
+from automimic.policies.steps_to_go_head import StepsToGoHead, StepsToGoHeadConfig
 
 CHECKPOINT_FORMAT = 1
 _REGISTRY: dict[str, type["Policy"]] = {}
@@ -55,6 +56,7 @@ class Policy(nn.Module, abc.ABC):
         self.config = config
         self.obs_dim = obs_dim
         self.action_dim = action_dim
+        self.steps_to_go: StepsToGoHead | None = None
 
     @abc.abstractmethod
     def fit_normalizers(self, data: Transitions) -> None:
@@ -67,6 +69,46 @@ class Policy(nn.Module, abc.ABC):
     @abc.abstractmethod
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions ``(B, D_act)`` in env units for flattened observations ``(B, D_obs)``."""
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The representation ``(B, F)`` a steps-to-go head reads (the policy's last hidden layer)."""
+        raise NotImplementedError(f"policy {self.name!r} exposes no features for a steps-to-go head")
+
+    @property
+    def feature_dim(self) -> int:
+        """Width ``F`` of :meth:`features`."""
+        raise NotImplementedError(f"policy {self.name!r} exposes no features for a steps-to-go head")
+
+    def attach_steps_to_go(self, config: StepsToGoHeadConfig) -> None:
+        """Give the policy a (fresh) steps-to-go head on its features; training then optimises both."""
+        self.steps_to_go = StepsToGoHead(config, self.feature_dim)
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the training loop optimises: :meth:`loss`, plus the weighted steps-to-go loss with a head.
+
+        ``batch["steps_to_go"]`` holds the labels (``-1`` where unknown).
+        """
+        losses = self.loss(batch)
+        if self.steps_to_go is None:
+            return losses
+        cfg = self.steps_to_go.config
+        stg = self.steps_to_go.loss(self.features(batch["obs"]), batch["steps_to_go"])
+        return {**losses, "bc_loss": losses["loss"], "steps_to_go_loss": stg,
+                "loss": cfg.bc_weight * losses["loss"] + cfg.weight * stg}
+
+    def expected_steps_to_go(self, obs: torch.Tensor) -> torch.Tensor:
+        """``d(o) = E[steps-to-go]`` ``(B,)`` for flattened observations; needs a steps-to-go head."""
+        if self.steps_to_go is None:
+            raise ValueError(f"policy {self.name!r} has no steps-to-go head (train it with one)")
+        return self.steps_to_go.expected(self.steps_to_go(self.features(obs)))
+
+    def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """Distribution over *normalised* actions ``(B, D_act)`` (for on-policy RL); stochastic policies only."""
+        raise NotImplementedError(f"policy {self.name!r} has no action distribution")
+
+    def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize_actions`: env units from the units the policy trains in."""
+        return actions
 
     def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions ``(..., D_act)`` in the units the policy trains in (identity unless it normalises)."""
@@ -81,14 +123,22 @@ class Policy(nn.Module, abc.ABC):
         return tuple(self.config.obs_keys)
 
 
-def build_policy(name: str, config: dict[str, Any] | Any, obs_dim: int, action_dim: int) -> Policy:
-    """Instantiate a registered policy from its name and config (a dataclass or a plain dict)."""
+def build_policy(name: str, config: dict[str, Any] | Any, obs_dim: int, action_dim: int,
+                 steps_to_go: StepsToGoHeadConfig | dict[str, Any] | None = None) -> Policy:
+    """Instantiate a registered policy from its name and config (a dataclass or a plain dict).
+
+    ``steps_to_go`` attaches a steps-to-go head with that config.
+    """
     if name not in _REGISTRY:
         raise ValueError(f"unknown policy {name!r}; registered: {policy_names()}")
     cls = _REGISTRY[name]
     if isinstance(config, dict):
         config = cls.Config(**_tuples(config))
-    return cls(config, obs_dim, action_dim)
+    policy = cls(config, obs_dim, action_dim)
+    if steps_to_go is not None:
+        policy.attach_steps_to_go(steps_to_go if isinstance(steps_to_go, StepsToGoHeadConfig)
+                                  else StepsToGoHeadConfig(**_tuples(steps_to_go)))
+    return policy
 
 
 def _tuples(d: dict[str, Any]) -> dict[str, Any]:
@@ -125,13 +175,15 @@ def policy_payload(policy: Policy) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT, "policy": policy.name, "config": dataclasses.asdict(policy.config),
         "obs_dim": policy.obs_dim, "action_dim": policy.action_dim,
+        "steps_to_go": dataclasses.asdict(policy.steps_to_go.config) if policy.steps_to_go is not None else None,
         "state_dict": {k: v.clone() for k, v in policy.state_dict().items()}, "extra": {},
     }
 
 
 def policy_from_payload(payload: dict[str, Any]) -> Policy:
     """Inverse of :func:`policy_payload`."""
-    policy = build_policy(payload["policy"], payload["config"], payload["obs_dim"], payload["action_dim"])
+    policy = build_policy(payload["policy"], payload["config"], payload["obs_dim"], payload["action_dim"],
+                          steps_to_go=payload.get("steps_to_go"))
     policy.load_state_dict(payload["state_dict"], strict=True)
     policy.eval()
     return policy

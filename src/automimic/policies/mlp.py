@@ -83,11 +83,31 @@ class MLPPolicy(Policy):
         """Actions in the normalised units the MLP regresses."""
         return self.action_norm(actions)
 
-    def _forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Env units from normalised actions."""
+        return self.action_norm.unnormalize(actions)
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The trunk's output for ``obs`` ``(B, D_obs)``: what the action head and a steps-to-go head read."""
         x = self.obs_norm(obs)
         if self.training and self.config.obs_noise > 0:
             x = x + self.config.obs_noise * torch.randn_like(x)
-        out = self.head(self.trunk(x))
+        return self.trunk(x)
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the last hidden layer."""
+        return self.config.hidden[-1]
+
+    def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """Diagonal Gaussian over normalised actions (Gaussian head only)."""
+        if self.config.head != "gaussian":
+            raise ValueError("an action distribution needs policy_config.head=gaussian")
+        mean, log_std = self._forward(obs)
+        return torch.distributions.Independent(torch.distributions.Normal(mean, log_std.exp()), 1)
+
+    def _forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.head(self.features(obs))
         if self.config.head == "deterministic":
             return out, None
         mean, log_std = out.chunk(2, dim=-1)
@@ -105,11 +125,7 @@ class MLPPolicy(Policy):
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Per-sample log-likelihood ``(B,)`` of env-unit ``actions`` (Gaussian head only)."""
-        if self.config.head != "gaussian":
-            raise ValueError("log_prob needs head='gaussian'")
-        mean, log_std = self._forward(obs)
-        dist = torch.distributions.Normal(mean, log_std.exp())
-        return dist.log_prob(self.action_norm(actions)).sum(-1)
+        return self.action_distribution(obs).log_prob(self.action_norm(actions))
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:

@@ -118,7 +118,7 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
     policy.train()
     while step < cfg.steps:
         idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
-        losses = policy.loss({"obs": data.obs[idx], "actions": data.actions[idx]})
+        losses = policy.training_loss(data.batch(idx))
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if cfg.grad_clip > 0:

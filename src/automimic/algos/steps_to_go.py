@@ -1,0 +1,364 @@
+"""Self-improvement with steps-to-go (arXiv 2509.15155): practice with a learned reward and a learned
+success detector, no hand-written reward and no simulator success signal.
+
+Stage 1 (SFT): behaviour cloning plus a categorical steps-to-go head, trained on the demos.
+Calibration: the detector threshold ``s`` is picked on held-out rollouts of the SFT policy.
+Stage 2 (practice): a fleet of robots practises with the current policy; episodes end when the
+frozen SFT model's ``d(o) <= s`` (or at the horizon); the policy is updated by on-policy REINFORCE on
+the discounted return of ``r_t = d(o_t) - d(o_{t+1})`` (public reference: gamma 0.9, return scaled by
+1/horizon, 2,048 env steps per iteration, minibatch 64). The simulator's success is read only on the
+evaluation seeds (and to report the detector's precision/recall there).
+
+Run folder::
+
+    out/config.yaml         resolved StepsToGoConfig
+    out/sft/                stage-1 training run (checkpoints, metrics, TensorBoard)
+    out/calibration.json    threshold s and the detector's precision/recall on held-out episodes
+    out/practice.pt         policy, optimiser, RNG and counters after the last finished iteration
+    out/iterations.jsonl    one line per finished iteration (iteration 0 = the SFT policy)
+    out/log.txt             what the run did, including where simulator success was read
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from automimic.algos.bc import fit_policy, select_episodes
+from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
+from automimic.algos.learned_reward import LearnedReward
+from automimic.config import to_dict
+from automimic.data.store import EpisodeStore
+from automimic.evaluation.evaluate import evaluate_episodes
+from automimic.policies import Policy, load_policy, policy_from_payload, policy_payload
+from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
+from automimic.rollout.fleet import Fleet, FleetEpisode
+from automimic.seeding import BLOCK, episode_seeds
+from automimic.training.loop import TrainConfig
+from automimic.training.run_dir import RunDir
+
+SIM_SUCCESS_NOTE = ("practice reads no simulator success: episodes end on the learned detector d(o) <= s or the "
+                    "horizon, rewards are d(o_t) - d(o_t+1); the simulator's success is read only on calibration "
+                    "and evaluation seeds")
+
+
+@dataclass
+class StepsToGoConfig:
+    """Steps-to-go self-improvement run. Defaults not from the public reference are marked (ours).
+
+    Args:
+        data: HDF5 store with the expert demos.
+        env_id: env to practise and evaluate in (default: the store's).
+        demos: expert demos to use, spread evenly over the store (0: all).
+        head: the steps-to-go head (bins, range, loss weights).
+        policy: registered policy class; it must have an action distribution (REINFORCE needs log-probs).
+        policy_config: that class's config fields (ours: a Gaussian-head MLP).
+        sft: optimisation settings of stage 1.
+        threshold: detector threshold ``s``; ``None`` calibrates it.
+        calibrate_episodes: held-out SFT rollouts for calibration.
+        calibrate_noise: action noise on those rollouts, so that some fail (ours: 0.3).
+        robots: simulated robots practising in lock-step (ours: 8).
+        iterations: practice iterations.
+        steps_per_iteration: env steps gathered per policy update (reference: 2048).
+        minibatch: REINFORCE minibatch (reference: 64); one pass over the iteration's steps.
+        gamma: discount of the learned reward (reference: 0.9).
+        lr: Adam learning rate of practice (ours: 1e-4).
+        baseline: ``none`` (the reference) or ``batch``: returns standardised over the iteration's
+            steps before the update, a variance reduction.
+        grad_clip: max gradient norm in practice (0: off).
+        min_std: floor on the policy's action std while practising, in normalised action units
+            (ours: 0.1; see :func:`exploration_distribution`).
+        perturb: start-position perturbation of practice episodes.
+        horizon: step budget per episode (0: the env's default).
+        eval_every: evaluate on the eval seeds every this many iterations (and after the last).
+        eval_episodes: evaluation episodes.
+        workers: worker processes for calibration and evaluation rollouts.
+        seed: seeds everything.
+    """
+
+    data: str = ""
+    env_id: str = ""
+    demos: int = 0
+    head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
+    policy: str = "mlp"
+    policy_config: dict[str, Any] = field(default_factory=lambda: {"head": "gaussian"})
+    sft: TrainConfig = field(default_factory=TrainConfig)
+    threshold: float | None = None
+    calibrate_episodes: int = 50
+    calibrate_noise: float = 0.3
+    robots: int = 8
+    iterations: int = 20
+    steps_per_iteration: int = 2048
+    minibatch: int = 64
+    gamma: float = 0.9
+    lr: float = 1e-4
+    baseline: str = "none"
+    min_std: float = 0.1
+    grad_clip: float = 1.0
+    perturb: float = 0.0
+    horizon: int = 0
+    eval_every: int = 1
+    eval_episodes: int = 50
+    workers: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("robots", "steps_per_iteration", "minibatch", "eval_every", "eval_episodes", "workers",
+                     "calibrate_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.iterations < 0 or self.horizon < 0:
+            raise ValueError("iterations and horizon must be >= 0")
+        if self.baseline not in ("none", "batch"):
+            raise ValueError(f"baseline must be 'none' or 'batch', got {self.baseline!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+
+
+@dataclass(frozen=True)
+class IterationResult:
+    """One line of ``iterations.jsonl``; evaluation fields are ``None`` on iterations without one."""
+
+    iteration: int
+    env_steps: int
+    episodes: int
+    learned_success: float
+    mean_length: float
+    mean_return: float
+    success: float | None
+    ci_low: float | None
+    ci_high: float | None
+    eval_length: float | None
+    precision: float | None
+    recall: float | None
+    seconds: float
+
+    def line(self) -> str:
+        """The per-iteration progress line."""
+        text = (f"iter {self.iteration}: env steps {self.env_steps}, practice episodes {self.episodes}, "
+                f"learned success {self.learned_success:.2f}, mean length {self.mean_length:.1f}, "
+                f"mean return {self.mean_return:.1f}")
+        if self.success is not None:
+            text += (f" | eval {self.success:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}], length {self.eval_length:.1f},"
+                     f" detector P {self.precision:.2f} R {self.recall:.2f}")
+        return text + f", {self.seconds:.0f}s"
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """``G_t = r_t + gamma * G_{t+1}`` within one episode (``G_T = 0`` after its last step)."""
+    out = np.zeros(len(rewards), dtype=np.float64)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out.astype(np.float32)
+
+
+def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float) -> torch.distributions.Distribution:
+    """The policy's action distribution with its std floored at ``min_std`` (normalised units).
+
+    Imitation on near-deterministic demos leaves stds of ~0.01 in places; there ``-log pi`` has
+    gradients of order 1/std^2, and one such batch throws the weights far off. The floor keeps
+    exploration and gradients bounded; above it the policy still learns its own std.
+    """
+    dist = policy.action_distribution(obs)
+    std = dist.stddev.clamp_min(min_std) if min_std > 0 else dist.stddev
+    return torch.distributions.Independent(torch.distributions.Normal(dist.mean, std), 1)
+
+
+def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
+                     returns: torch.Tensor, minibatch: int, generator: torch.Generator,
+                     grad_clip: float = 0.0, min_std: float = 0.0) -> float:
+    """One pass of REINFORCE over shuffled minibatches: minimise ``-log pi(a|o) * G``; returns the mean loss.
+
+    ``actions`` are in the policy's normalised units (what :meth:`Policy.action_distribution` models);
+    ``min_std`` floors the std as in :func:`exploration_distribution`.
+    """
+    policy.train()
+    order = torch.randperm(len(obs), generator=generator)
+    losses = []
+    for chunk in order.split(minibatch):
+        logp = exploration_distribution(policy, obs[chunk], min_std).log_prob(actions[chunk])
+        loss = -(logp * returns[chunk]).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+        opt.step()
+        losses.append(loss.item())
+    policy.eval()
+    return float(np.mean(losses))
+
+
+def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: float,
+                   horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Flatten practice episodes into (obs, normalised actions, scaled returns) and the mean episode return."""
+    obs, acts, rets, totals = [], [], [], []
+    for ep in episodes:
+        r = reward.rewards(reward.steps_to_go(ep.obs))
+        obs.append(ep.obs[:-1])
+        acts.append(ep.kept)
+        rets.append(discounted_returns(r, gamma) / horizon)
+        totals.append(float(r.sum()))
+    return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(acts)),
+            torch.as_tensor(np.concatenate(rets)), float(np.mean(totals)))
+
+
+def _sampler(policy: Policy, generator: torch.Generator,
+             min_std: float) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dist = exploration_distribution(policy, torch.as_tensor(obs), min_std)
+        # Sampled with our own generator so a resumed run draws the same actions.
+        noise = torch.randn(dist.mean.shape, generator=generator)
+        a = dist.mean + dist.stddev * noise
+        return policy.unnormalize_actions(a).numpy(), a.numpy()
+
+    return act
+
+
+def _evaluate(policy: Policy, reward: LearnedReward, cfg: StepsToGoConfig, env_id: str, calib_tolerance: int,
+              progress: bool) -> dict[str, float]:
+    """True success on the eval seeds, and the detector's precision/recall on those episodes."""
+    result, episodes = evaluate_episodes(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=cfg.workers,
+                                         horizon=cfg.horizon or None, progress=progress)
+    p, r = precision_recall([reward.episode_steps_to_go(e) for e in episodes], [e.success for e in episodes],
+                            reward.threshold, calib_tolerance)
+    return {"success": result.success_rate, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "eval_length": result.mean_length, "precision": p, "recall": r}
+
+
+def _log(out: Path, text: str) -> None:
+    with open(out / "log.txt", "a") as f:
+        f.write(text + "\n")
+
+
+def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, progress: bool) -> Policy:
+    """Supervised stage: BC + steps-to-go on the demos (resumes from ``out/sft``)."""
+    store = EpisodeStore(cfg.data)
+    demos = select_episodes([e for e in store.episodes() if e.success], cfg.demos)
+    if not demos:
+        raise ValueError(f"{cfg.data}: no successful episodes to train on")
+    run = RunDir(out / "sft")
+    run.write_config({"algo": "steps-to-go-sft", "env_id": env_id, "train_episodes": len(demos)})
+    # A finished run returns at once; a cut-short one resumes from its last.pt.
+    return fit_policy(demos, env_id, run.path, policy=cfg.policy, policy_config=cfg.policy_config, train=cfg.sft,
+                      seed=cfg.seed, steps_to_go=cfg.head, progress=progress)
+
+
+def _calibration(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy) -> Calibration:
+    path = out / "calibration.json"
+    if path.exists():
+        return Calibration.load(path)
+    if cfg.threshold is not None:
+        calib = Calibration(float(cfg.threshold), float("nan"), float("nan"), float("nan"), 0, 0, default_tolerance(sft))
+    else:
+        calib = calibrate(sft, env_id, cfg.calibrate_episodes, seed=cfg.seed, workers=cfg.workers,
+                          action_noise=cfg.calibrate_noise, horizon=cfg.horizon or None)
+    calib.save(path)
+    _log(out, f"calibration: {calib.line()}")
+    return calib
+
+
+def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True,
+                    on_iteration: Callable[[IterationResult], None] | None = None,
+                    on_calibration: Callable[[Calibration], None] | None = None) -> list[IterationResult]:
+    """Run (or resume) SFT -> calibration -> practice into ``out``; one :class:`IterationResult` per iteration."""
+    out = Path(out)
+    env_id = cfg.env_id or EpisodeStore(cfg.data).env_id() or ""
+    if not env_id:
+        raise ValueError(f"{cfg.data}: the store names no env; pass env_id")
+    RunDir(out).write_config({"algo": "steps-to-go", **to_dict(cfg), "env_id": env_id})
+    sft = _stage1(cfg, out, env_id, progress)
+    calib = _calibration(cfg, out, env_id, sft)
+    if on_calibration is not None:
+        on_calibration(calib)
+    reward = LearnedReward(sft, calib.threshold)
+    policy = sft
+    policy.eval()
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state_path = out / "practice.pt"
+    results: list[IterationResult] = []
+    next_episode = 0
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        policy = policy_from_payload(state["policy"])
+        opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        next_episode = state["next_episode"]
+        results = [IterationResult(**row) for row in state["results"]]
+    else:
+        _log(out, SIM_SUCCESS_NOTE)
+    # The file is rewritten from the checkpoint, so a kill between the two writes leaves no stray line.
+    (out / "iterations.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results))
+
+    def save(it_results: list[IterationResult]) -> None:
+        payload = {"policy": policy_payload(policy), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                   "next_episode": next_episode, "results": [dataclasses.asdict(r) for r in it_results]}
+        tmp = state_path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(state_path)
+        with open(out / "iterations.jsonl", "a") as f:
+            f.write(json.dumps(dataclasses.asdict(it_results[-1])) + "\n")
+
+    if not results:
+        t0 = time.time()
+        row = IterationResult(0, 0, 0, 0.0, 0.0, 0.0, **_evaluate(policy, reward, cfg, env_id, calib.tolerance, progress),
+                              seconds=time.time() - t0)
+        results.append(row)
+        save(results)
+        if on_iteration is not None:
+            on_iteration(row)
+    fleet = Fleet(env_id, cfg.robots, policy.obs_keys,
+                  {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})})
+    env_steps = results[-1].env_steps
+    bar = tqdm(total=cfg.iterations, initial=len(results) - 1, desc="practice", unit="iter", disable=not progress)
+    try:
+        for it in range(len(results), cfg.iterations + 1):
+            t0 = time.time()
+            if next_episode + cfg.steps_per_iteration + cfg.robots > BLOCK:
+                raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {cfg.seed}")
+            seeds = iter(episode_seeds("practice", cfg.seed, BLOCK - next_episode, start=next_episode))
+            episodes = fleet.rollouts(seeds, cfg.steps_per_iteration, _sampler(policy, gen, cfg.min_std),
+                                      lambda next_obs: reward.success(reward.steps_to_go(next_obs)))
+            next_episode += len(episodes)
+            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon)
+            if cfg.baseline == "batch":
+                rets = (rets - rets.mean()) / (rets.std() + 1e-8)
+            reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std)
+            env_steps += len(obs)
+            evaluation: dict[str, float | None] = dict.fromkeys(
+                ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
+            if it % cfg.eval_every == 0 or it == cfg.iterations:
+                evaluation = _evaluate(policy, reward, cfg, env_id, calib.tolerance, progress=False)
+            row = IterationResult(it, env_steps, len(episodes), float(np.mean([e.stopped for e in episodes])),
+                                  float(np.mean([e.length for e in episodes])), mean_return, **evaluation,
+                                  seconds=time.time() - t0)
+            results.append(row)
+            save(results)
+            bar.update(1)
+            if on_iteration is not None:
+                on_iteration(row)
+    finally:
+        bar.close()
+        fleet.close()
+    return results
+
+
+def load_practised_policy(out: str | Path) -> Policy:
+    """The policy after the last finished practice iteration of a run folder (the SFT policy before any)."""
+    out = Path(out)
+    if (out / "practice.pt").exists():
+        return policy_from_payload(torch.load(out / "practice.pt", map_location="cpu", weights_only=False)["policy"])
+    return load_policy(RunDir(out / "sft").checkpoint("last"))
+

@@ -1,0 +1,275 @@
+"""Steps-to-go self-improvement: head, learned reward, calibration, REINFORCE, practice isolation, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from automimic.algos.calibration import calibrate_scores, choose_threshold, precision_recall
+from automimic.algos.learned_reward import LearnedReward
+from automimic.algos.steps_to_go import (
+    StepsToGoConfig,
+    discounted_returns,
+    exploration_distribution,
+    reinforce_update,
+    run_steps_to_go,
+)
+from automimic.data.episode import Episode
+from automimic.data.store import EpisodeStore
+from automimic.data.transitions import Transitions, steps_to_go_labels
+from automimic.envs.point import PointReachEnv
+from automimic.policies import build_policy, load_policy, save_policy
+from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
+from automimic.training.loop import TrainConfig
+
+
+def _policy(head: StepsToGoHeadConfig | None = StepsToGoHeadConfig(bins=10, max_steps=20.0), obs_dim: int = 3):
+    return build_policy("mlp", {"head": "gaussian", "hidden": (32, 32), "obs_keys": ("state",)}, obs_dim, 2,
+                        steps_to_go=head)
+
+
+def test_labels_are_steps_left_on_successes_and_unknown_on_failures():
+    assert steps_to_go_labels(4, True).tolist() == [4, 3, 2, 1]
+    assert steps_to_go_labels(3, False).tolist() == [-1, -1, -1]
+
+
+def test_head_bins_expectation_and_masked_loss():
+    policy = _policy()
+    head = policy.steps_to_go
+    assert head.bin_of(torch.tensor([0.0, 1.9, 2.0, 19.9, 500.0])).tolist() == [0, 0, 1, 9, 9]
+    one_hot = torch.full((2, 10), -1e4)
+    one_hot[0, 3] = one_hot[1, 7] = 0.0
+    assert head.expected(one_hot).tolist() == pytest.approx([7.0, 15.0])  # bin centres (width 2)
+    feats = torch.randn(4, 32)
+    assert head.loss(feats, torch.full((4,), -1.0)).item() == 0.0  # failures teach nothing
+    labelled = head.loss(feats, torch.tensor([-1.0, 3.0, -1.0, 11.0]))
+    assert labelled.item() == pytest.approx(head.loss(feats[[1, 3]], torch.tensor([3.0, 11.0])).item())
+
+
+def test_training_loss_adds_weighted_steps_to_go_and_checkpoint_keeps_the_head(tmp_path):
+    policy = _policy(StepsToGoHeadConfig(bins=10, max_steps=20.0, weight=0.5, bc_weight=2.0))
+    obs, actions = torch.randn(16, 3), torch.randn(16, 2)
+    labels = torch.arange(16, dtype=torch.float32)
+    policy.fit_normalizers(Transitions(obs, actions, torch.zeros(16), ("state",), labels))
+    losses = policy.training_loss({"obs": obs, "actions": actions, "steps_to_go": labels})
+    assert losses["loss"].item() == pytest.approx(2.0 * losses["bc_loss"].item() + 0.5 * losses["steps_to_go_loss"].item())
+    save_policy(policy, tmp_path / "p.pt")
+    loaded = load_policy(tmp_path / "p.pt")
+    assert loaded.steps_to_go is not None and loaded.steps_to_go.config.weight == 0.5
+    assert torch.allclose(loaded.expected_steps_to_go(obs), policy.expected_steps_to_go(obs))
+    with pytest.raises(ValueError, match="no steps-to-go head"):
+        _policy(head=None).expected_steps_to_go(obs)
+
+
+class _KnownD(type(_policy())):
+    """A policy whose steps-to-go is the first observation feature: d(o) = o[0]."""
+
+    def expected_steps_to_go(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs[:, 0]
+
+
+def _episode(d: list[float], success: bool) -> Episode:
+    obs = np.stack([[v, 0.0, 0.0] for v in d]).astype(np.float32)
+    return Episode(obs={"state": obs[:-1]}, actions=np.zeros((len(d) - 1, 2), np.float32),
+                   rewards=np.zeros(len(d) - 1, np.float32), success=success, final_obs={"state": obs[-1]})
+
+
+def test_known_steps_to_go_gives_known_rewards_and_detections():
+    model = _KnownD(_policy().config, 3, 2)
+    model.attach_steps_to_go(StepsToGoHeadConfig())
+    reward = LearnedReward(model, threshold=1.5)
+    d = reward.episode_steps_to_go(_episode([10, 8, 5, 5, 1], True))
+    assert d.tolist() == [10, 8, 5, 5, 1]
+    assert reward.rewards(d).tolist() == [2, 3, 0, 4]  # d_t - d_{t+1}
+    assert reward.success(d).tolist() == [False, False, False, False, True]
+
+
+def test_reward_model_is_a_frozen_copy():
+    policy = _policy()
+    policy.fit_normalizers(Transitions(torch.randn(8, 3), torch.randn(8, 2), torch.zeros(8), ("state",),
+                                       torch.zeros(8)))
+    reward = LearnedReward(policy, 3.0)
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    before = reward.steps_to_go(obs)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(1.0)
+    assert np.allclose(reward.steps_to_go(obs), before)
+    assert not any(p.requires_grad for p in reward.model.parameters())
+
+
+def test_calibration_separates_constructed_success_and_failure():
+    rng = np.random.default_rng(0)
+    # Successes count down to ~1 at their final (success) state; failures hover at 8-20.
+    succ = [np.concatenate([np.linspace(30, 4, 20) + rng.normal(0, 0.3, 20), [rng.uniform(0.5, 1.5)]])
+            for _ in range(30)]
+    fail = [rng.uniform(8, 20, size=40) for _ in range(10)]
+    calib = calibrate_scores(succ + fail, [True] * 30 + [False] * 10)
+    assert 1.5 < calib.threshold < 3.7  # between the success states and everything else
+    assert (calib.precision, calib.recall) == (1.0, 1.0) and (calib.successes, calib.failures) == (30, 10)
+    # A threshold that fires inside failures and before the goal costs precision, not recall.
+    p, r = precision_recall(succ + fail, [True] * 30 + [False] * 10, 10.0)
+    assert r == 0.0 and p == 0.0  # 10 fires early in every success and inside every failure
+    # One step early counts as right with tolerance 1, wrong without.
+    early = [np.array([5.0, 1.0, 1.0])]
+    assert precision_recall(early, [True], 1.2) == (0.0, 0.0)
+    assert precision_recall(early, [True], 1.2, tolerance=1) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="at least one successful"):
+        choose_threshold(fail, [False] * 10)
+
+
+def test_discounted_returns_by_hand():
+    g = discounted_returns(np.array([1.0, 0.0, 2.0]), 0.9)
+    assert g.tolist() == pytest.approx([1 + 0.9 * 0 + 0.81 * 2, 0 + 0.9 * 2, 2.0])
+
+
+def test_reinforce_improves_a_toy_task():
+    """Contextual bandit: reward -||a - o||^2; REINFORCE must move the mean action onto the context."""
+    torch.manual_seed(0)
+    policy = build_policy("mlp", {"head": "gaussian", "hidden": (64, 64), "obs_keys": ("state",)}, 2, 2)
+    policy.fit_normalizers(Transitions(torch.rand(1000, 2) * 2 - 1, torch.randn(1000, 2), torch.zeros(1000),
+                                       ("state",), torch.zeros(1000)))
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    test_obs = torch.rand(1000, 2, generator=gen) * 2 - 1
+
+    def score() -> float:
+        with torch.no_grad():
+            mean = policy.unnormalize_actions(policy.action_distribution(test_obs).mean)
+        return -((mean - test_obs) ** 2).sum(-1).mean().item()
+
+    before = score()
+    for _ in range(16):
+        obs = torch.rand(2048, 2, generator=gen) * 2 - 1
+        with torch.no_grad():
+            dist = exploration_distribution(policy, obs, 0.1)
+            actions = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=gen)
+        r = -((policy.unnormalize_actions(actions) - obs) ** 2).sum(-1)
+        reinforce_update(policy, opt, obs, actions, (r - r.mean()) / r.std(), 64, gen, 1.0, 0.1)
+    assert before < -0.3 and score() > -0.15  # mean squared miss at least halved
+
+
+class _GuardedInfo(dict):
+    """An info dict whose simulator success must not be read while the guard is up."""
+
+    guard = False
+
+    def __getitem__(self, key):
+        if key == "success" and _GuardedInfo.guard:
+            raise AssertionError("practice read the simulator's success")
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        if key == "success" and _GuardedInfo.guard:
+            raise AssertionError("practice read the simulator's success")
+        return super().get(key, default)
+
+
+def _small_cfg(data, **kw) -> StepsToGoConfig:
+    base = dict(data=str(data), demos=20, head=StepsToGoHeadConfig(bins=20, max_steps=60.0),
+                policy_config={"head": "gaussian", "hidden": (64, 64)}, sft=TrainConfig(steps=300, log_every=50),
+                calibrate_episodes=8, robots=4, iterations=2, steps_per_iteration=200, eval_episodes=4, workers=1,
+                lr=1e-5)
+    base.update(kw)
+    return StepsToGoConfig(**base)
+
+
+def test_practice_never_reads_simulator_success(point_demos, tmp_path, monkeypatch):
+    from automimic.rollout import fleet
+
+    step = PointReachEnv.step
+
+    def guarded_step(self, action):
+        obs, r, term, trunc, info = step(self, action)
+        return obs, r, term, trunc, _GuardedInfo(info)
+
+    original = fleet.Fleet.rollouts
+
+    def guarded_rollouts(self, *args, **kwargs):
+        _GuardedInfo.guard = True
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _GuardedInfo.guard = False
+
+    monkeypatch.setattr(PointReachEnv, "step", guarded_step)
+    monkeypatch.setattr(fleet.Fleet, "rollouts", guarded_rollouts)
+    # The guard itself works: reading success while it is up raises.
+    _GuardedInfo.guard = True
+    with pytest.raises(AssertionError):
+        _GuardedInfo({"success": True})["success"]
+    _GuardedInfo.guard = False
+    results = run_steps_to_go(_small_cfg(point_demos), tmp_path / "run", progress=False)
+    assert [r.iteration for r in results] == [0, 1, 2]
+    assert all(r.env_steps >= 200 * r.iteration for r in results) and results[-1].success is not None
+    assert "practice reads no simulator success" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_resume_continues_where_it_stopped(point_demos, tmp_path, monkeypatch):
+    from automimic.algos import steps_to_go
+
+    full = run_steps_to_go(_small_cfg(point_demos, iterations=3, eval_every=3), tmp_path / "full", progress=False)
+    calls = {"n": 0}
+    update = steps_to_go.reinforce_update
+
+    def dies_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # stands in for a kill mid-iteration
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(steps_to_go, "reinforce_update", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_steps_to_go(_small_cfg(point_demos, iterations=3, eval_every=3), tmp_path / "cut", progress=False)
+    lines = (tmp_path / "cut" / "iterations.jsonl").read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in lines] == [0, 1]
+    monkeypatch.setattr(steps_to_go, "reinforce_update", update)
+    resumed = run_steps_to_go(_small_cfg(point_demos, iterations=3, eval_every=3), tmp_path / "cut", progress=False)
+
+    def strip(rows):
+        return [{k: v for k, v in r.__dict__.items() if k != "seconds"} for r in rows]
+
+    assert strip(resumed) == strip(full)
+
+
+def test_sft_head_ranks_starts_above_goals_on_unseen_demos(point_demos, tmp_path):
+    run_steps_to_go(_small_cfg(point_demos, demos=0, iterations=0, policy_config={"head": "gaussian"},
+                               sft=TrainConfig(steps=800, log_every=100)), tmp_path / "run", progress=False)
+    policy = load_policy(tmp_path / "run" / "sft" / "checkpoints" / "last.pt")
+    from automimic.rollout.collect import collect_demos
+
+    collect_demos("point/reach", 10, tmp_path / "held_out.h5", seed=1, progress=False)  # other run seed: unseen
+    reward = LearnedReward(policy, 0.0)
+    # The waypoints are hidden, so d mid-detour is a guess; start versus goal is not.
+    drops = [d[0] - d[-1] for d in map(reward.episode_steps_to_go, EpisodeStore(tmp_path / "held_out.h5").episodes())]
+    assert sum(drop > 5 for drop in drops) >= 8, drops
+
+
+def test_cli_train_with_head_calibrate_and_improve(point_demos, tmp_path):
+    from typer.testing import CliRunner
+
+    from automimic.cli import app
+
+    runner = CliRunner()
+    bc = tmp_path / "bc"
+    r = runner.invoke(app, ["train", "bc", "--data", str(point_demos), "--out", str(bc), "--set", "train.steps=300",
+                            "--set", "steps_to_go=true", "--set", "steps_to_go_head.max_steps=60"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["calibrate", str(bc), "--episodes", "6"])
+    assert r.exit_code == 0, r.output
+    assert "precision" in r.output and json.loads((bc / "calibration.json").read_text())["successes"] >= 0
+    plain = tmp_path / "plain"
+    runner.invoke(app, ["train", "bc", "--data", str(point_demos), "--out", str(plain), "--set", "train.steps=10"])
+    r = runner.invoke(app, ["calibrate", str(plain), "--episodes", "2"])
+    assert r.exit_code == 2 and "steps-to-go head" in r.output
+    out = tmp_path / "stg"
+    r = runner.invoke(app, ["improve", "steps-to-go", "--data", str(point_demos), "--out", str(out), "--iterations", "1",
+                            "--robots", "2", "--set", "sft.steps=200", "--set", "steps_per_iteration=100",
+                            "--set", "eval_episodes=3", "--set", "calibrate_episodes=4", "--set", "workers=1"])
+    assert r.exit_code == 0, r.output
+    assert "practice reads no simulator success" in r.output and "iter 1:" in r.output
+    r = runner.invoke(app, ["calibrate", str(out)])
+    assert r.exit_code == 2 and "practice has started" in r.output
