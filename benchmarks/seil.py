@@ -2,6 +2,7 @@
 
     python benchmarks/seil.py                                   # full grid (hours on 2 cores)
     python benchmarks/seil.py --tasks push-v3 --ks 5 --variants seil   # one cell
+    python benchmarks/seil.py --table-only                      # the table of what has finished
 
 Uses the demos recorded by benchmarks/bc_fewshot.py (run it first, or this records them), so the
 k demos and the evaluation seeds are the same as in the BC table. Each (task, k, variant) cell is a
@@ -56,8 +57,13 @@ def main() -> None:
     p.add_argument("--demos", type=Path, default=Path("benchmarks/results/bc_fewshot"),
                    help="folder with <task>_demos.h5 (50 demos each) and BC cells from bc_fewshot.py")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/seil"))
+    p.add_argument("--table-only", action="store_true",
+                   help="print the table from the finished cells under --out, running nothing ('-' where missing)")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.table_only:
+        print(render(finished_rows(args), args.variants))
+        return
     rows = []
     for task in args.tasks:
         demos = args.demos / f"{task}_demos.h5"
@@ -93,30 +99,56 @@ def main() -> None:
     print(render(rows, args.variants))
 
 
+def finished_rows(args: argparse.Namespace) -> list[dict]:
+    """Table rows from the cells under ``args.out`` that ran all their rounds; missing cells are None."""
+    rows = []
+    for task in args.tasks:
+        for k in args.ks:
+            bc50 = args.demos / f"{task}_k50.json"
+            row = {"task": task, "k": k, "bc50": json.loads(bc50.read_text()) if bc50.exists() else None}
+            for variant in args.variants:
+                path = args.out / f"{task}_k{k}_{variant}" / "rounds.jsonl"
+                lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+                row[variant] = None if len(lines) < args.rounds + 1 else {
+                    "final": lines[-1], "bc": lines[0], "practice": sum(x["practice"] for x in lines),
+                    "seconds": sum(x["seconds"] for x in lines)}
+            if any(row[v] is not None for v in args.variants):
+                rows.append(row)
+    return rows
+
+
 def _cell(success: float, low: float, high: float) -> str:
     return f"{success:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def render(rows: list[dict], variants: list[str]) -> str:
-    """Markdown table: one row per (task, k); success after the last round with its 95% interval."""
+    """Markdown table: one row per (task, k); success after the last round with its 95% interval.
+
+    The mean row averages each column over the rows where every variant ran, so columns compare.
+    """
     header = ["task", "k", "BC(k)", "BC(50)"] + [f"{v}" for v in variants] + ["practice eps", "SEIL time (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        first = row[variants[0]]["bc"]
+        ran = [row[v] for v in variants if row[v] is not None]
+        first = ran[0]["bc"]
         bc50 = row["bc50"]
         cells = [row["task"], str(row["k"]), _cell(first["success"], first["ci_low"], first["ci_high"]),
                  _cell(bc50["success"], *bc50["ci"]) if bc50 else "-"]
         for v in variants:
-            f = row[v]["final"]
-            cells.append(_cell(f["success"], f["ci_low"], f["ci_high"]))
-        cells += [str(row[variants[0]]["practice"]), f"{row[variants[0]]['seconds']:.0f}"]
+            f = row[v]["final"] if row[v] is not None else None
+            cells.append(_cell(f["success"], f["ci_low"], f["ci_high"]) if f else "-")
+        cells += [str(ran[0]["practice"]), f"{ran[0]['seconds']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     for k in sorted({r["k"] for r in rows}):
-        sub = [r for r in rows if r["k"] == k]
+        sub = [r for r in rows if r["k"] == k and all(r[v] is not None for v in variants)]
+        if not sub:
+            continue
+
         def mean(pick) -> str:
             vals = [pick(r) for r in sub if pick(r) is not None]
             return f"**{sum(vals) / len(vals):.2f}**" if vals else "-"
-        cells = ["**mean**", str(k), mean(lambda r: r[variants[0]]["bc"]["success"]),
+        cells = [f"**mean** ({len(sub)} tasks)", str(k),
+                 mean(lambda r: next(r[v] for v in variants if r[v] is not None)["bc"]["success"]),
                  mean(lambda r: r["bc50"]["success"] if r["bc50"] else None)]
         cells += [mean(lambda r, v=v: r[v]["final"]["success"]) for v in variants] + ["", ""]
         lines.append("| " + " | ".join(cells) + " |")

@@ -14,6 +14,7 @@ from automimic.algos.steps_to_go import (
     StepsToGoConfig,
     discounted_returns,
     exploration_distribution,
+    pace_baseline,
     reinforce_update,
     run_steps_to_go,
 )
@@ -121,9 +122,11 @@ def test_calibration_separates_constructed_success_and_failure():
         choose_threshold(fail, [False] * 10)
 
 
-def test_discounted_returns_by_hand():
+def test_discounted_returns_and_pace_baseline_by_hand():
     g = discounted_returns(np.array([1.0, 0.0, 2.0]), 0.9)
     assert g.tolist() == pytest.approx([1 + 0.9 * 0 + 0.81 * 2, 0 + 0.9 * 2, 2.0])
+    # Two steps of d above s at one step of d per step: 1 + 0.9; at or below s: nothing left to gain.
+    assert pace_baseline(np.array([5.0, 3.0, 2.5]), 3.0, 0.9).tolist() == pytest.approx([1.9, 0.0, 0.0])
 
 
 def test_reinforce_improves_a_toy_task():

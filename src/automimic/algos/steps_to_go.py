@@ -70,12 +70,13 @@ class StepsToGoConfig:
         steps_per_iteration: env steps gathered per policy update (reference: 2048).
         minibatch: REINFORCE minibatch (reference: 64); one pass over the iteration's steps.
         gamma: discount of the learned reward (reference: 0.9).
-        lr: Adam learning rate of practice (ours: 1e-4).
-        baseline: ``none`` (the reference) or ``batch``: returns standardised over the iteration's
-            steps before the update, a variance reduction.
+        lr: Adam learning rate of practice (ours: 1e-5; 5e-5 and 1e-4 collapsed on point/reach).
+        baseline: ``none`` (the reference); ``batch``: returns standardised over the iteration's
+            steps; ``pace``: minus :func:`pace_baseline`, the return of keeping the demos' pace.
         grad_clip: max gradient norm in practice (0: off).
         min_std: floor on the policy's action std while practising, in normalised action units
             (ours: 0.1; see :func:`exploration_distribution`).
+        learn_std: let REINFORCE change the action std (else only the mean moves).
         perturb: start-position perturbation of practice episodes.
         horizon: step budget per episode (0: the env's default).
         eval_every: evaluate on the eval seeds every this many iterations (and after the last).
@@ -99,9 +100,10 @@ class StepsToGoConfig:
     steps_per_iteration: int = 2048
     minibatch: int = 64
     gamma: float = 0.9
-    lr: float = 1e-4
+    lr: float = 1e-5
     baseline: str = "none"
     min_std: float = 0.1
+    learn_std: bool = True
     grad_clip: float = 1.0
     perturb: float = 0.0
     horizon: int = 0
@@ -117,8 +119,8 @@ class StepsToGoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.iterations < 0 or self.horizon < 0:
             raise ValueError("iterations and horizon must be >= 0")
-        if self.baseline not in ("none", "batch"):
-            raise ValueError(f"baseline must be 'none' or 'batch', got {self.baseline!r}")
+        if self.baseline not in ("none", "batch", "pace"):
+            raise ValueError(f"baseline must be 'none', 'batch' or 'pace', got {self.baseline!r}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
 
@@ -162,21 +164,24 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float) -> torch.distributions.Distribution:
+def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float,
+                             learn_std: bool = True) -> torch.distributions.Distribution:
     """The policy's action distribution with its std floored at ``min_std`` (normalised units).
 
     Imitation on near-deterministic demos leaves stds of ~0.01 in places; there ``-log pi`` has
     gradients of order 1/std^2, and one such batch throws the weights far off. The floor keeps
-    exploration and gradients bounded; above it the policy still learns its own std.
+    exploration and gradients bounded. ``learn_std=False`` stops gradients into the std, so
+    REINFORCE moves only the mean.
     """
     dist = policy.action_distribution(obs)
-    std = dist.stddev.clamp_min(min_std) if min_std > 0 else dist.stddev
+    std = dist.stddev if learn_std else dist.stddev.detach()
+    std = std.clamp_min(min_std) if min_std > 0 else std
     return torch.distributions.Independent(torch.distributions.Normal(dist.mean, std), 1)
 
 
 def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
                      returns: torch.Tensor, minibatch: int, generator: torch.Generator,
-                     grad_clip: float = 0.0, min_std: float = 0.0) -> float:
+                     grad_clip: float = 0.0, min_std: float = 0.0, learn_std: bool = True) -> float:
     """One pass of REINFORCE over shuffled minibatches: minimise ``-log pi(a|o) * G``; returns the mean loss.
 
     ``actions`` are in the policy's normalised units (what :meth:`Policy.action_distribution` models);
@@ -186,7 +191,7 @@ def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tens
     order = torch.randperm(len(obs), generator=generator)
     losses = []
     for chunk in order.split(minibatch):
-        logp = exploration_distribution(policy, obs[chunk], min_std).log_prob(actions[chunk])
+        logp = exploration_distribution(policy, obs[chunk], min_std, learn_std).log_prob(actions[chunk])
         loss = -(logp * returns[chunk]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -198,15 +203,34 @@ def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tens
     return float(np.mean(losses))
 
 
-def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: float,
-                   horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Flatten practice episodes into (obs, normalised actions, scaled returns) and the mean episode return."""
+def pace_baseline(d: np.ndarray, threshold: float, gamma: float) -> np.ndarray:
+    """Discounted return of a robot that keeps the demos' pace, one step of ``d`` per step, until ``d <= s``.
+
+    ``sum_{k < n} gamma^k`` with ``n = max(d - s, 0)``: the return the learned reward expects from a
+    state if the robot does what the demos did, so ``G - b`` says whether practice beat that pace.
+    """
+    n = np.maximum(np.asarray(d, dtype=np.float64) - threshold, 0.0)
+    if gamma == 1.0:
+        return n.astype(np.float32)
+    return ((1.0 - gamma ** n) / (1.0 - gamma)).astype(np.float32)
+
+
+def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: float, horizon: int,
+                   baseline: str = "none") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Flatten practice episodes into (obs, normalised actions, scaled returns) and the mean episode return.
+
+    ``baseline="pace"`` subtracts :func:`pace_baseline` from each return before scaling.
+    """
     obs, acts, rets, totals = [], [], [], []
     for ep in episodes:
-        r = reward.rewards(reward.steps_to_go(ep.obs))
+        d = reward.steps_to_go(ep.obs)
+        r = reward.rewards(d)
+        g = discounted_returns(r, gamma)
+        if baseline == "pace":
+            g = g - pace_baseline(d[:-1], reward.threshold, gamma)
         obs.append(ep.obs[:-1])
         acts.append(ep.kept)
-        rets.append(discounted_returns(r, gamma) / horizon)
+        rets.append(g / horizon)
         totals.append(float(r.sum()))
     return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(acts)),
             torch.as_tensor(np.concatenate(rets)), float(np.mean(totals)))
@@ -220,6 +244,9 @@ def _sampler(policy: Policy, generator: torch.Generator,
         # Sampled with our own generator so a resumed run draws the same actions.
         noise = torch.randn(dist.mean.shape, generator=generator)
         a = dist.mean + dist.stddev * noise
+        # The update scores the raw sample; the env clips what it executes. Scoring the clipped
+        # action instead biases the gradient: with positive returns every sample past the bound
+        # lands on it, pulling the mean inward (measured: practice slowed down, 0.89 -> 0.10).
         return policy.unnormalize_actions(a).numpy(), a.numpy()
 
     return act
@@ -332,10 +359,11 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
             episodes = fleet.rollouts(seeds, cfg.steps_per_iteration, _sampler(policy, gen, cfg.min_std),
                                       lambda next_obs: reward.success(reward.steps_to_go(next_obs)))
             next_episode += len(episodes)
-            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon)
+            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon, cfg.baseline)
             if cfg.baseline == "batch":
                 rets = (rets - rets.mean()) / (rets.std() + 1e-8)
-            reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std)
+            reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
+                             cfg.learn_std)
             env_steps += len(obs)
             evaluation: dict[str, float | None] = dict.fromkeys(
                 ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
