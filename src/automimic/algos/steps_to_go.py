@@ -35,6 +35,7 @@ from tqdm import tqdm
 from automimic.algos.bc import fit_policy, select_episodes
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.learned_reward import LearnedReward
+from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
 from automimic.data.store import EpisodeStore
 from automimic.evaluation.evaluate import evaluate_episodes
@@ -45,6 +46,7 @@ from automimic.seeding import BLOCK, episode_seeds
 from automimic.training.loop import TrainConfig
 from automimic.training.run_dir import RunDir
 
+BASELINES = ("none", "batch", "pace", "value")
 SIM_SUCCESS_NOTE = ("practice reads no simulator success: episodes end on the learned detector d(o) <= s or the "
                     "horizon, rewards are d(o_t) - d(o_t+1); the simulator's success is read only on calibration "
                     "and evaluation seeds")
@@ -72,11 +74,14 @@ class StepsToGoConfig:
         gamma: discount of the learned reward (reference: 0.9).
         lr: Adam learning rate of practice (ours: 1e-5; 5e-5 and 1e-4 collapsed on point/reach).
         baseline: ``none`` (the reference); ``batch``: returns standardised over the iteration's
-            steps; ``pace``: minus :func:`pace_baseline`, the return of keeping the demos' pace.
+            steps; ``pace``: minus :func:`pace_baseline`, the return of keeping the demos' pace;
+            ``value``: minus a learned state value (:class:`~automimic.algos.value_baseline.ValueBaseline`).
         grad_clip: max gradient norm in practice (0: off).
         min_std: floor on the policy's action std while practising, in normalised action units
             (ours: 0.1; see :func:`exploration_distribution`).
         learn_std: let REINFORCE change the action std (else only the mean moves).
+        terminal_zero: ``d = 0`` at the state where the detector fired, so the last step's reward
+            pays the steps that were left (ours; without it hovering above ``s`` pays as well).
         perturb: start-position perturbation of practice episodes.
         horizon: step budget per episode (0: the env's default).
         eval_every: evaluate on the eval seeds every this many iterations (and after the last).
@@ -104,6 +109,7 @@ class StepsToGoConfig:
     baseline: str = "none"
     min_std: float = 0.1
     learn_std: bool = True
+    terminal_zero: bool = True
     grad_clip: float = 1.0
     perturb: float = 0.0
     horizon: int = 0
@@ -119,8 +125,8 @@ class StepsToGoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.iterations < 0 or self.horizon < 0:
             raise ValueError("iterations and horizon must be >= 0")
-        if self.baseline not in ("none", "batch", "pace"):
-            raise ValueError(f"baseline must be 'none', 'batch' or 'pace', got {self.baseline!r}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
 
@@ -216,14 +222,20 @@ def pace_baseline(d: np.ndarray, threshold: float, gamma: float) -> np.ndarray:
 
 
 def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: float, horizon: int,
-                   baseline: str = "none") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+                   baseline: str = "none",
+                   terminal_zero: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Flatten practice episodes into (obs, normalised actions, scaled returns) and the mean episode return.
 
-    ``baseline="pace"`` subtracts :func:`pace_baseline` from each return before scaling.
+    ``baseline="pace"`` subtracts :func:`pace_baseline` from each return before scaling. With
+    ``terminal_zero``, ``d`` of a state where the detector fired counts as 0.
     """
     obs, acts, rets, totals = [], [], [], []
     for ep in episodes:
         d = reward.steps_to_go(ep.obs)
+        if ep.stopped and terminal_zero:
+            # The detector says this state is a success: zero steps to go, so crossing s pays what
+            # was left. Without it, hovering just above s earns as much as finishing.
+            d[-1] = 0.0
         r = reward.rewards(d)
         g = discounted_returns(r, gamma)
         if baseline == "pace":
@@ -316,6 +328,7 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
     state_path = out / "practice.pt"
     results: list[IterationResult] = []
     next_episode = 0
+    value = ValueBaseline(policy.obs_norm) if cfg.baseline == "value" else None
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         policy = policy_from_payload(state["policy"])
@@ -324,6 +337,9 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
         gen.set_state(state["generator"])
         next_episode = state["next_episode"]
         results = [IterationResult(**row) for row in state["results"]]
+        if value is not None:
+            value = ValueBaseline(policy.obs_norm)
+            value.load(state["value"])
     else:
         _log(out, SIM_SUCCESS_NOTE)
     # The file is rewritten from the checkpoint, so a kill between the two writes leaves no stray line.
@@ -331,6 +347,7 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
 
     def save(it_results: list[IterationResult]) -> None:
         payload = {"policy": policy_payload(policy), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                   "value": value.state() if value is not None else None,
                    "next_episode": next_episode, "results": [dataclasses.asdict(r) for r in it_results]}
         tmp = state_path.with_suffix(".tmp")
         torch.save(payload, tmp)
@@ -359,9 +376,14 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
             episodes = fleet.rollouts(seeds, cfg.steps_per_iteration, _sampler(policy, gen, cfg.min_std),
                                       lambda next_obs: reward.success(reward.steps_to_go(next_obs)))
             next_episode += len(episodes)
-            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon, cfg.baseline)
+            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon, cfg.baseline,
+                                                          cfg.terminal_zero)
             if cfg.baseline == "batch":
                 rets = (rets - rets.mean()) / (rets.std() + 1e-8)
+            elif value is not None:
+                advantages = rets - value(obs)  # V has not seen this iteration's returns yet
+                value.fit(obs, rets, gen)
+                rets = advantages
             reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
                              cfg.learn_std)
             env_steps += len(obs)

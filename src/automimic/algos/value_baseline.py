@@ -1,0 +1,70 @@
+"""A learned state-value baseline for REINFORCE: ``A = G - V(o)``, refit on every iteration's returns.
+
+Without it the return of a step is mostly a function of the state (far from the goal there is more
+progress left to make), so REINFORCE's gradient is dominated by which states were visited rather
+than by which actions did better there. ``V`` is fitted to the returns of earlier iterations and
+used before it sees the current one, so the advantage of an action never includes its own return.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from automimic.data.normalize import Normalizer
+
+
+class ValueBaseline(nn.Module):
+    """MLP ``V(o)`` on observations normalised with a copy of the policy's statistics.
+
+    Args:
+        obs_norm: the policy's observation normaliser (copied, so the policy's stays untouched).
+        hidden: hidden layer widths.
+        lr: Adam learning rate of the regression.
+        epochs: passes over each iteration's data.
+        minibatch: regression minibatch.
+    """
+
+    def __init__(self, obs_norm: Normalizer, hidden: tuple[int, ...] = (128, 128), lr: float = 1e-3,
+                 epochs: int = 5, minibatch: int = 256) -> None:
+        super().__init__()
+        self.obs_norm = copy.deepcopy(obs_norm)
+        layers: list[nn.Module] = []
+        width = obs_norm.mean.shape[0]
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.GELU()]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)  # V = 0 until fitted: the first iteration is plain REINFORCE
+        self.epochs, self.minibatch = epochs, minibatch
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+
+    @torch.no_grad()
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """``V(o)`` ``(B,)``."""
+        return self.net(self.obs_norm(obs)).squeeze(-1)
+
+    def fit(self, obs: torch.Tensor, returns: torch.Tensor, generator: torch.Generator) -> float:
+        """Regress ``V`` onto ``returns`` for ``epochs`` shuffled passes; returns the last mean squared error."""
+        x = self.obs_norm(obs)
+        loss = torch.tensor(0.0)
+        for _ in range(self.epochs):
+            for chunk in torch.randperm(len(x), generator=generator).split(self.minibatch):
+                loss = ((self.net(x[chunk]).squeeze(-1) - returns[chunk]) ** 2).mean()
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+        return float(loss.item())
+
+    def state(self) -> dict:
+        """Weights and optimiser state, for the practice checkpoint."""
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
+
+    def load(self, state: dict) -> None:
+        """Inverse of :meth:`state`."""
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
