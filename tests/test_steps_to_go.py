@@ -291,3 +291,25 @@ def test_value_baseline_starts_at_zero_and_fits_returns():
     assert torch.equal(value(obs), torch.zeros(2048))  # unfitted: plain REINFORCE on the first iteration
     value.fit(obs, returns, gen)
     assert ((value(obs) - returns) ** 2).mean() < 0.05 * returns.var()
+
+
+def test_bound_penalty_pulls_a_runaway_mean_back_inside_the_action_box():
+    policy = _policy(head=None, obs_dim=2)
+    policy.fit_normalizers(Transitions(torch.randn(64, 2), torch.randn(64, 2), torch.zeros(64), ("state",),
+                                       torch.zeros(64)))
+    with torch.no_grad():
+        policy.head.bias[:2] += 20.0  # mean actions far past the [-1, 1] box
+    obs = torch.randn(256, 2)
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+
+    def worst() -> float:
+        with torch.no_grad():
+            return policy.unnormalize_actions(policy.action_distribution(obs).mean).abs().max().item()
+
+    before = worst()
+    bounds = (np.full(2, -1.0, np.float32), np.ones(2, np.float32))
+    for _ in range(20):  # zero returns: only the penalty acts
+        reinforce_update(policy, opt, obs, torch.zeros(256, 2), torch.zeros(256), 64, gen, bounds=bounds,
+                         bound_weight=1.0)
+    assert before > 10 and worst() < 0.5 * before

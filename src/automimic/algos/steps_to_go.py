@@ -80,6 +80,8 @@ class StepsToGoConfig:
         min_std: floor on the policy's action std while practising, in normalised action units
             (ours: 0.1; see :func:`exploration_distribution`).
         learn_std: let REINFORCE change the action std (else only the mean moves).
+        bound_weight: weight of the penalty on mean actions beyond the env's action bounds (ours;
+            see :func:`reinforce_update`).
         terminal_zero: ``d = 0`` at the state where the detector fired, so the last step's reward
             pays the steps that were left (ours; without it hovering above ``s`` pays as well).
         perturb: start-position perturbation of practice episodes.
@@ -110,6 +112,7 @@ class StepsToGoConfig:
     min_std: float = 0.1
     learn_std: bool = True
     terminal_zero: bool = True
+    bound_weight: float = 1.0
     grad_clip: float = 1.0
     perturb: float = 0.0
     horizon: int = 0
@@ -187,18 +190,30 @@ def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float,
 
 def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
                      returns: torch.Tensor, minibatch: int, generator: torch.Generator,
-                     grad_clip: float = 0.0, min_std: float = 0.0, learn_std: bool = True) -> float:
+                     grad_clip: float = 0.0, min_std: float = 0.0, learn_std: bool = True,
+                     bounds: tuple[np.ndarray, np.ndarray] | None = None, bound_weight: float = 0.0) -> float:
     """One pass of REINFORCE over shuffled minibatches: minimise ``-log pi(a|o) * G``; returns the mean loss.
 
     ``actions`` are in the policy's normalised units (what :meth:`Policy.action_distribution` models);
-    ``min_std`` floors the std as in :func:`exploration_distribution`.
+    ``min_std`` floors the std as in :func:`exploration_distribution`. With ``bounds`` (env-unit
+    action low/high) and ``bound_weight``, the squared excess of the mean action beyond the bounds
+    is penalised: the env clips actions, so past a bound every sample acts alike, nothing pulls the
+    mean back, and (measured) it drifts to hundreds of times the bound until the robot only slams
+    into walls.
     """
     policy.train()
     order = torch.randperm(len(obs), generator=generator)
     losses = []
+    low = high = None
+    if bounds is not None and bound_weight > 0:
+        low, high = (torch.as_tensor(b, dtype=torch.float32) for b in bounds)
     for chunk in order.split(minibatch):
-        logp = exploration_distribution(policy, obs[chunk], min_std, learn_std).log_prob(actions[chunk])
-        loss = -(logp * returns[chunk]).mean()
+        dist = exploration_distribution(policy, obs[chunk], min_std, learn_std)
+        loss = -(dist.log_prob(actions[chunk]) * returns[chunk]).mean()
+        if low is not None:
+            mean = policy.unnormalize_actions(dist.mean)
+            excess = torch.relu(mean - high) + torch.relu(low - mean)
+            loss = loss + bound_weight * (excess ** 2).sum(-1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:
@@ -385,7 +400,7 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
                 value.fit(obs, rets, gen)
                 rets = advantages
             reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
-                             cfg.learn_std)
+                             cfg.learn_std, fleet.action_bounds, cfg.bound_weight)
             env_steps += len(obs)
             evaluation: dict[str, float | None] = dict.fromkeys(
                 ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))

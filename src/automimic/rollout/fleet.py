@@ -62,6 +62,9 @@ class Fleet:
         self.envs = [make_env(env_id, **(env_kwargs or {})) for _ in range(robots)]
         self.obs_keys = obs_keys
         self.horizon = self.envs[0].horizon
+        space = self.envs[0].action_space
+        #: ``(low, high)`` of the env's action box: what the env clips actions to.
+        self.action_bounds = (np.asarray(space.low, dtype=np.float32), np.asarray(space.high, dtype=np.float32))
 
     def close(self) -> None:
         """Close every env."""
