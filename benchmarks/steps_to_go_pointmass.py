@@ -31,10 +31,11 @@ from automimic.training.loop import TrainConfig
 def main() -> None:
     """Run (or resume) the benchmark and print its table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--demos", type=int, default=50)
+    p.add_argument("--demos", type=int, default=500)
     p.add_argument("--sft-steps", type=int, default=3000)
     p.add_argument("--iterations", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="practice learning rate (default: StepsToGoConfig's)")
+    p.add_argument("--baseline", default=None, help="none | batch | pace | value (default: StepsToGoConfig's)")
     p.add_argument("--robots", type=int, default=8)
     p.add_argument("--eval-every", type=int, default=8)
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
@@ -46,11 +47,12 @@ def main() -> None:
     demos = args.out / f"demos{args.demos}.h5"
     collect_demos("point/reach", args.demos, demos, seed=args.seed, progress=False)
     demo_lengths = [e.length for e in EpisodeStore(demos).episodes()]
-    extra = {"lr": args.lr} if args.lr is not None else {}
+    extra = {k: v for k, v in (("lr", args.lr), ("baseline", args.baseline)) if v is not None}
     cfg = StepsToGoConfig(data=str(demos), sft=TrainConfig(steps=args.sft_steps), iterations=args.iterations,
                           robots=args.robots, eval_every=args.eval_every, eval_episodes=args.episodes,
                           seed=args.seed, workers=1, **extra)
-    name = f"k{args.demos}_it{args.iterations}_lr{cfg.lr:g}_seed{args.seed}"
+    name = (f"k{args.demos}_it{args.iterations}_lr{cfg.lr:g}_{cfg.baseline}"
+            f"{'_learnstd' if cfg.learn_std else ''}_seed{args.seed}")
     t = time.time()
     rows = run_steps_to_go(cfg, args.out / name, progress=False,
                            on_iteration=lambda r: print(r.line(), flush=True),
@@ -58,6 +60,8 @@ def main() -> None:
     calib = json.loads((args.out / name / "calibration.json").read_text())
     evaluated = [r for r in rows if r.success is not None]
     first, last = evaluated[0], evaluated[-1]
+    print("\nevaluation along practice (iteration: success, mean length): " +
+          "; ".join(f"{r.iteration}: {r.success:.2f}, {r.eval_length:.1f}" for r in evaluated))
 
     def cell(r) -> list[str]:
         return [f"{r.success:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.eval_length:.1f}",
@@ -70,7 +74,7 @@ def main() -> None:
          [f"after {last.iteration} iterations", *cell(last), str(last.env_steps)],
          ["reference SFT → practised", "0.92 → 1.00", "69 → 13", "-", "131,072"]])
     print(f"\n{args.demos} demos, detector s = {calib['threshold']:.2f} (calibration P {calib['precision']:.2f} "
-          f"R {calib['recall']:.2f}), lr {cfg.lr:g}, {args.episodes} eval episodes, "
+          f"R {calib['recall']:.2f}), lr {cfg.lr:g}, baseline {cfg.baseline}, {args.episodes} eval episodes, "
           f"{time.time() - t:.0f}s this call\n")
     print(table)
 
