@@ -180,6 +180,13 @@ def _small_cfg(data, **kw) -> StepsToGoConfig:
     return StepsToGoConfig(**base)
 
 
+def test_config_refuses_a_policy_without_log_probabilities():
+    with pytest.raises(ValueError, match="head must be 'gaussian'"):
+        StepsToGoConfig(policy_config={"head": "deterministic"})
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        StepsToGoConfig(baseline="critic")
+
+
 def test_practice_never_reads_simulator_success(point_demos, tmp_path, monkeypatch):
     from automimic.rollout import fleet
 

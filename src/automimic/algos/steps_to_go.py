@@ -130,6 +130,8 @@ class StepsToGoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.iterations < 0 or self.horizon < 0:
             raise ValueError("iterations and horizon must be >= 0")
+        if self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
+            raise ValueError("policy_config.head must be 'gaussian': practice needs the policy's action log-probabilities")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         if not 0.0 <= self.gamma <= 1.0:
