@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from automimic.algos.steps_to_go import StepsToGoConfig, run_steps_to_go
+from automimic.algos.steps_to_go import StepsToGoConfig, run_steps_to_go, write_report
 from automimic.data.store import EpisodeStore
 from automimic.evaluation.report import markdown_table
 from automimic.rollout.collect import collect_demos
@@ -58,6 +58,7 @@ def main() -> None:
                            on_iteration=lambda r: print(r.line(), flush=True),
                            on_calibration=lambda c: print(c.line(), flush=True))
     calib = json.loads((args.out / name / "calibration.json").read_text())
+    print(f"report: {write_report(args.out / name)}")
     evaluated = [r for r in rows if r.success is not None]
     first, last = evaluated[0], evaluated[-1]
     print("\nevaluation along practice (iteration: success, mean length): " +

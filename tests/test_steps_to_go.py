@@ -281,6 +281,8 @@ def test_cli_train_with_head_calibrate_and_improve(point_demos, tmp_path):
                             "--set", "eval_episodes=3", "--set", "calibrate_episodes=4", "--set", "workers=1"])
     assert r.exit_code == 0, r.output
     assert "practice reads no simulator success" in r.output and "iter 1:" in r.output
+    report = (out / "report.md").read_text()
+    assert "| 1 |" in report and (out / "success.png").stat().st_size > 0 and (out / "length.png").exists()
     r = runner.invoke(app, ["calibrate", str(out)])
     assert r.exit_code == 2 and "practice has started" in r.output
 

@@ -135,7 +135,7 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
                         set_: list[str] = typer.Option([], "--set", help="override, e.g. --set gamma=0.95"),
                         seed: int = typer.Option(0)) -> None:
     """Steps-to-go self-improvement: BC + steps-to-go, calibrate the detector, practise on the learned reward."""
-    from automimic.algos.steps_to_go import SIM_SUCCESS_NOTE, StepsToGoConfig, run_steps_to_go
+    from automimic.algos.steps_to_go import SIM_SUCCESS_NOTE, StepsToGoConfig, run_steps_to_go, write_report
     from automimic.config import load_config
     from automimic.data.store import StoreError
 
@@ -148,7 +148,7 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
                         on_calibration=lambda c: console.print(c.line(), highlight=False))
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))
-    console.print(f"run folder: {out} (iterations.jsonl, calibration.json, practice.pt)", highlight=False)
+    console.print(f"report: {write_report(out)}", highlight=False)
 
 
 @app.command()

@@ -17,6 +17,7 @@ Run folder::
     out/practice.pt         policy, optimiser, RNG and counters after the last finished iteration
     out/iterations.jsonl    one line per finished iteration (iteration 0 = the SFT policy)
     out/log.txt             what the run did, including where simulator success was read
+    out/report.md           per-iteration table with success.png and length.png (write_report)
 """
 
 from __future__ import annotations
@@ -422,6 +423,42 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
         bar.close()
         fleet.close()
     return results
+
+
+def write_report(out: str | Path) -> Path:
+    """Write ``report.md`` with the evaluated iterations and two PNG plots into the run folder."""
+    from automimic.evaluation.report import markdown_table, plot_lines, plot_success_per_round
+
+    out = Path(out)
+    path = out / "iterations.jsonl"
+    rows = [IterationResult(**json.loads(x)) for x in path.read_text().splitlines()] if path.exists() else []
+    evaluated = [r for r in rows if r.success is not None]
+    if not evaluated:
+        raise ValueError(f"{out}: no evaluated iterations to report")
+    cfg = RunDir(out).read_config()
+    calib = Calibration.load(out / "calibration.json")
+    its = [r.iteration for r in evaluated]
+    plot_success_per_round(its, [r.success for r in evaluated], [r.ci_low for r in evaluated],
+                           [r.ci_high for r in evaluated], out / "success.png",
+                           f"steps-to-go practice on {cfg['env_id']}", xlabel="iteration", start_label="SFT")
+    practised = [r for r in rows if r.iteration > 0]
+    plot_lines([its, [r.iteration for r in practised]],
+               {"evaluation (true success ends it)": [r.eval_length for r in evaluated],
+                "practice (learned detector ends it)": [r.mean_length for r in practised]},
+               out / "length.png", "mean episode length", "iteration", "steps")
+    table = markdown_table(
+        ["iteration", "env steps", "eval success", "95% CI", "eval length", "learned success", "practice length",
+         "detector P / R"],
+        [[r.iteration, r.env_steps, f"{r.success:.2f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.eval_length:.1f}",
+          f"{r.learned_success:.2f}", f"{r.mean_length:.1f}", f"{r.precision:.2f} / {r.recall:.2f}"]
+         for r in evaluated])
+    text = (f"# Steps-to-go practice on {cfg['env_id']}\n\n{cfg['demos'] or 'all'} demos; detector d(o) <= "
+            f"{calib.threshold:.2f} (calibration precision {calib.precision:.2f}, recall {calib.recall:.2f}); "
+            f"{cfg['robots']} robots, {cfg['steps_per_iteration']} env steps per iteration, baseline "
+            f"`{cfg['baseline']}`, lr {cfg['lr']}; {cfg['eval_episodes']} evaluation episodes. {SIM_SUCCESS_NOTE}.\n\n"
+            f"{table}\n\n![evaluation success](success.png)\n\n![episode length](length.png)\n")
+    (out / "report.md").write_text(text)
+    return out / "report.md"
 
 
 def load_practised_policy(out: str | Path) -> Policy:
