@@ -72,12 +72,12 @@ class Policy(nn.Module, abc.ABC):
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """The representation ``(B, F)`` a steps-to-go head reads (the policy's last hidden layer)."""
-        raise NotImplementedError(f"policy {self.name!r} exposes no features for a steps-to-go head")
+        raise ValueError(f"policy {self.name!r} exposes no features for a steps-to-go head")
 
     @property
     def feature_dim(self) -> int:
         """Width ``F`` of :meth:`features`."""
-        raise NotImplementedError(f"policy {self.name!r} exposes no features for a steps-to-go head")
+        raise ValueError(f"policy {self.name!r} exposes no features for a steps-to-go head")
 
     def attach_steps_to_go(self, config: StepsToGoHeadConfig) -> None:
         """Give the policy a (fresh) steps-to-go head on its features; training then optimises both."""
@@ -104,7 +104,7 @@ class Policy(nn.Module, abc.ABC):
 
     def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         """Distribution over *normalised* actions ``(B, D_act)`` (for on-policy RL); stochastic policies only."""
-        raise NotImplementedError(f"policy {self.name!r} has no action distribution")
+        raise ValueError(f"policy {self.name!r} has no action distribution (on-policy practice needs one)")
 
     def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`normalize_actions`: env units from the units the policy trains in."""
