@@ -348,7 +348,7 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
     state_path = out / "practice.pt"
     results: list[IterationResult] = []
     next_episode = 0
-    value = ValueBaseline(policy.obs_norm) if cfg.baseline == "value" else None
+    value = ValueBaseline(policy.obs_dim) if cfg.baseline == "value" else None
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         policy = policy_from_payload(state["policy"])
@@ -358,7 +358,6 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
         next_episode = state["next_episode"]
         results = [IterationResult(**row) for row in state["results"]]
         if value is not None:
-            value = ValueBaseline(policy.obs_norm)
             value.load(state["value"])
     else:
         _log(out, SIM_SUCCESS_NOTE)

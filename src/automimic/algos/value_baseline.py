@@ -8,8 +8,6 @@ used before it sees the current one, so the advantage of an action never include
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -17,22 +15,22 @@ from automimic.data.normalize import Normalizer
 
 
 class ValueBaseline(nn.Module):
-    """MLP ``V(o)`` on observations normalised with a copy of the policy's statistics.
+    """MLP ``V(o)`` on normalised observations; the statistics are fitted on the first batch it sees.
 
     Args:
-        obs_norm: the policy's observation normaliser (copied, so the policy's stays untouched).
+        obs_dim: size of the flattened observation.
         hidden: hidden layer widths.
         lr: Adam learning rate of the regression.
         epochs: passes over each iteration's data.
         minibatch: regression minibatch.
     """
 
-    def __init__(self, obs_norm: Normalizer, hidden: tuple[int, ...] = (128, 128), lr: float = 1e-3,
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (128, 128), lr: float = 1e-3,
                  epochs: int = 5, minibatch: int = 256) -> None:
         super().__init__()
-        self.obs_norm = copy.deepcopy(obs_norm)
+        self.obs_norm = Normalizer(obs_dim, min_std=0.1)
         layers: list[nn.Module] = []
-        width = obs_norm.mean.shape[0]
+        width = obs_dim
         for h in hidden:
             layers += [nn.Linear(width, h), nn.GELU()]
             width = h
@@ -45,11 +43,15 @@ class ValueBaseline(nn.Module):
 
     @torch.no_grad()
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """``V(o)`` ``(B,)``."""
+        """``V(o)`` ``(B,)``; zero before the first :meth:`fit`."""
+        if not self.obs_norm.fitted:
+            return torch.zeros(len(obs))
         return self.net(self.obs_norm(obs)).squeeze(-1)
 
     def fit(self, obs: torch.Tensor, returns: torch.Tensor, generator: torch.Generator) -> float:
         """Regress ``V`` onto ``returns`` for ``epochs`` shuffled passes; returns the last mean squared error."""
+        if not self.obs_norm.fitted:
+            self.obs_norm.fit(obs)
         x = self.obs_norm(obs)
         loss = torch.tensor(0.0)
         for _ in range(self.epochs):
@@ -62,9 +64,9 @@ class ValueBaseline(nn.Module):
 
     def state(self) -> dict:
         """Weights and optimiser state, for the practice checkpoint."""
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
+        return {"module": self.state_dict(), "opt": self.opt.state_dict()}
 
     def load(self, state: dict) -> None:
         """Inverse of :meth:`state`."""
-        self.net.load_state_dict(state["net"])
+        self.load_state_dict(state["module"])
         self.opt.load_state_dict(state["opt"])
