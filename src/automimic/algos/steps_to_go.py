@@ -6,8 +6,9 @@ Calibration: the detector threshold ``s`` is picked on held-out rollouts of the 
 Stage 2 (practice): a fleet of robots practises with the current policy; episodes end when the
 frozen SFT model's ``d(o) <= s`` (or at the horizon); the policy is updated by on-policy REINFORCE on
 the discounted return of ``r_t = d(o_t) - d(o_{t+1})`` (public reference: gamma 0.9, return scaled by
-1/horizon, 2,048 env steps per iteration, minibatch 64). The simulator's success is read only on the
-evaluation seeds (and to report the detector's precision/recall there).
+1/horizon, 2,048 env steps per iteration, minibatch 64), minus a learned value baseline by default
+(``baseline="none"`` is the reference's plain REINFORCE). The simulator's success is read only on
+the calibration and evaluation seeds.
 
 Run folder::
 
