@@ -285,6 +285,8 @@ def test_cli_train_with_head_calibrate_and_improve(point_demos, tmp_path):
     assert "| 1 |" in report and (out / "success.png").stat().st_size > 0 and (out / "length.png").exists()
     r = runner.invoke(app, ["calibrate", str(out)])
     assert r.exit_code == 2 and "practice has started" in r.output
+    r = runner.invoke(app, ["eval", str(out), "--episodes", "3", "--sample"])
+    assert r.exit_code == 0 and "(practised)" in r.output, r.output
 
 
 def test_value_baseline_starts_at_zero_and_fits_returns():

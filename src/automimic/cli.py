@@ -188,19 +188,27 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
              seed: int = typer.Option(0, help="selects the evaluation seed block"),
              workers: int = typer.Option(1, min=1, help="worker processes"),
              horizon: Optional[int] = typer.Option(None, help="step budget (default: the env's)"),
-             video: int = typer.Option(0, min=0, help="also write MP4s of this many episodes")) -> None:
-    """Success rate with a 95% Wilson interval, mean length and the seeds, on evaluation-only seeds."""
+             video: int = typer.Option(0, min=0, help="also write MP4s of this many episodes"),
+             sample: bool = typer.Option(False, help="sample a stochastic policy instead of its mean action")) -> None:
+    """Success rate with a 95% Wilson interval, mean length and the seeds, on evaluation-only seeds.
+
+    RUN is a training run, or a steps-to-go run (its practised policy is evaluated).
+    """
     from automimic.algos.bc import load_run_policy
+    from automimic.algos.steps_to_go import load_practised_policy
     from automimic.evaluation.evaluate import evaluate, record_videos
     from automimic.evaluation.video import RenderUnavailable
     from automimic.training.run_dir import RunDir
 
     try:
-        policy = load_run_policy(run, checkpoint)
+        practised = (run / "sft").is_dir()
+        policy = load_practised_policy(run) if practised else load_run_policy(run, checkpoint)
         env_id = env or RunDir(run).read_config().get("env_id")
         if not env_id:
             _fail(f"{run}: the run records no env id; pass --env")
-        result = evaluate(policy, env_id, episodes, seed=seed, workers=workers, horizon=horizon)
+        result = evaluate(policy, env_id, episodes, seed=seed, workers=workers, horizon=horizon,
+                          deterministic=not sample)
+        checkpoint = "practised" if practised else checkpoint
         result.save(run / "eval.json")
         console.print(f"{env_id} ({checkpoint}): {result.line()}", highlight=False)
         console.print(f"seeds: {result.seeds[0]}..{result.seeds[-1]} (eval range; full list in {run}/eval.json)",

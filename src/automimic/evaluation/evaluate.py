@@ -67,23 +67,25 @@ def summarize(env_id: str, seeds: Sequence[int], successes: Sequence[bool], leng
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: int = 1,
-             horizon: int | None = None, purpose: str = "eval", progress: bool = True) -> EvalResult:
-    """Roll ``policy`` out deterministically from ``episodes`` evaluation start states.
+             horizon: int | None = None, purpose: str = "eval", deterministic: bool = True,
+             progress: bool = True) -> EvalResult:
+    """Roll ``policy`` out from ``episodes`` evaluation start states, with its mean action by default.
 
     Seeds come from the ``eval`` namespace (``purpose="validate"`` gives the separate range used
     to pick checkpoints during training), so they can never coincide with collection or practice.
+    ``deterministic=False`` samples stochastic policies (seeded per episode, so it repeats).
     """
     return evaluate_episodes(policy, env_id, episodes, seed=seed, workers=workers, horizon=horizon,
-                             purpose=purpose, progress=progress)[0]
+                             purpose=purpose, deterministic=deterministic, progress=progress)[0]
 
 
 def evaluate_episodes(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: int = 1,
-                      horizon: int | None = None, purpose: str = "eval",
+                      horizon: int | None = None, purpose: str = "eval", deterministic: bool = True,
                       progress: bool = True) -> tuple[EvalResult, list[Episode]]:
     """:func:`evaluate`, also returning the episodes themselves (in seed order)."""
     seeds = episode_seeds(purpose, seed, episodes)
     env_kwargs = {"horizon": horizon} if horizon else {}
-    job = RolloutJob(env_id, ActorSpec.policy(policy), env_kwargs, source="self")
+    job = RolloutJob(env_id, ActorSpec.policy(policy, deterministic=deterministic), env_kwargs, source="self")
     bar = tqdm(total=episodes, desc=f"{purpose} {env_id}", unit="ep", disable=not progress, leave=False)
     done: list[Episode] = []
     for ep in iter_episodes(job, seeds, workers):
