@@ -321,3 +321,10 @@ def test_bound_penalty_pulls_a_runaway_mean_back_inside_the_action_box():
         reinforce_update(policy, opt, obs, torch.zeros(256, 2), torch.zeros(256), 64, gen, bounds=bounds,
                          bound_weight=1.0)
     assert before > 10 and worst() < 0.5 * before
+
+
+def test_episode_budget_caps_practice_and_ends_with_an_evaluation(point_demos, tmp_path):
+    results = run_steps_to_go(_small_cfg(point_demos, iterations=10, eval_every=10, episode_budget=6),
+                              tmp_path / "run", progress=False)
+    assert sum(r.episodes for r in results) == 6
+    assert results[-1].iteration < 10 and results[-1].success is not None

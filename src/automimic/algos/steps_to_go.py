@@ -71,6 +71,8 @@ class StepsToGoConfig:
         calibrate_noise: action noise on those rollouts, so that some fail (ours: 0.3).
         robots: simulated robots practising in lock-step (ours: 8).
         iterations: practice iterations.
+        episode_budget: stop practice once this many practice episodes have been run (0: no cap);
+            the last iteration then gathers fewer steps. For comparisons at equal practice budget.
         steps_per_iteration: env steps gathered per policy update (reference: 2048).
         minibatch: REINFORCE minibatch (reference: 64); one pass over the iteration's steps.
         gamma: discount of the learned reward (reference: 0.9).
@@ -108,6 +110,7 @@ class StepsToGoConfig:
     calibrate_noise: float = 0.3
     robots: int = 8
     iterations: int = 20
+    episode_budget: int = 0
     steps_per_iteration: int = 2048
     minibatch: int = 64
     gamma: float = 0.9
@@ -130,7 +133,7 @@ class StepsToGoConfig:
                      "calibrate_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.iterations < 0 or self.horizon < 0:
+        if self.iterations < 0 or self.horizon < 0 or self.episode_budget < 0:
             raise ValueError("iterations and horizon must be >= 0")
         if self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
             raise ValueError("policy_config.head must be 'gaussian': practice needs the policy's action log-probabilities")
@@ -389,12 +392,15 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
     bar = tqdm(total=cfg.iterations, initial=len(results) - 1, desc="practice", unit="iter", disable=not progress)
     try:
         for it in range(len(results), cfg.iterations + 1):
+            left = cfg.episode_budget - next_episode if cfg.episode_budget else None
+            if left is not None and left <= 0:
+                break
             t0 = time.time()
             if next_episode + cfg.steps_per_iteration + cfg.robots > BLOCK:
                 raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {cfg.seed}")
             seeds = iter(episode_seeds("practice", cfg.seed, BLOCK - next_episode, start=next_episode))
             episodes = fleet.rollouts(seeds, cfg.steps_per_iteration, _sampler(policy, gen, cfg.min_std),
-                                      lambda next_obs: reward.success(reward.steps_to_go(next_obs)))
+                                      lambda next_obs: reward.success(reward.steps_to_go(next_obs)), left)
             next_episode += len(episodes)
             obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon, cfg.baseline,
                                                           cfg.terminal_zero)
@@ -409,7 +415,8 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
             env_steps += len(obs)
             evaluation: dict[str, float | None] = dict.fromkeys(
                 ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
-            if it % cfg.eval_every == 0 or it == cfg.iterations:
+            last = it == cfg.iterations or (cfg.episode_budget and next_episode >= cfg.episode_budget)
+            if it % cfg.eval_every == 0 or last:
                 evaluation = _evaluate(policy, reward, cfg, env_id, calib.tolerance, progress=False)
             row = IterationResult(it, env_steps, len(episodes), float(np.mean([e.stopped for e in episodes])),
                                   float(np.mean([e.length for e in episodes])), mean_return, **evaluation,

@@ -71,18 +71,22 @@ class Fleet:
         for env in self.envs:
             env.close()
 
-    def rollouts(self, seeds: Iterator[int], min_steps: int, act: ActFn, stop: StopFn) -> list[FleetEpisode]:
+    def rollouts(self, seeds: Iterator[int], min_steps: int, act: ActFn, stop: StopFn,
+                 max_episodes: int | None = None) -> list[FleetEpisode]:
         """Run episodes from ``seeds`` until at least ``min_steps`` env steps are gathered.
 
-        Free robots take the next seed while fewer than ``min_steps`` steps are in; episodes under
-        way then run to their end, so every returned episode is whole. Returned in seed order.
+        Free robots take the next seed while fewer than ``min_steps`` steps are in (and fewer than
+        ``max_episodes`` episodes have started); episodes under way then run to their end, so every
+        returned episode is whole. Returned in seed order.
         """
-        n = len(self.envs)
+        n = len(self.envs) if max_episodes is None else max(0, min(len(self.envs), max_episodes))
         live: list[dict[str, Any] | None] = [None] * n
         done: list[FleetEpisode] = []
-        steps = 0
+        steps = started = 0
 
         def start(i: int) -> None:
+            nonlocal started
+            started += 1
             seed = next(seeds)
             obs, _ = self.envs[i].reset(seed=seed)
             live[i] = {"seed": seed, "obs": [flatten_obs(obs, self.obs_keys)], "actions": [], "kept": []}
@@ -109,6 +113,6 @@ class Fleet:
                     done.append(FleetEpisode(ep["seed"], np.stack(ep["obs"]), np.stack(ep["actions"]),
                                              np.stack(ep["kept"]), bool(stopped[j])))
                     live[i] = None
-                    if steps < min_steps:
+                    if steps < min_steps and (max_episodes is None or started < max_episodes):
                         start(i)
         return sorted(done, key=lambda e: e.seed)
