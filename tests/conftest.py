@@ -20,3 +20,17 @@ def point_demos(tmp_path_factory):
     path = tmp_path_factory.mktemp("demos") / "point.h5"
     collect_demos("point/reach", 60, path, progress=False)
     return path
+
+
+#: Tiny ACT and Diffusion Policy configs for tests that only need a chunked policy to run end to end.
+CHUNKED_CONFIGS = {
+    "act": {"history": 2, "chunk": 4, "d_model": 32, "heads": 2, "ff_dim": 64, "enc_layers": 1, "dec_layers": 1},
+    "diffusion": {"history": 2, "chunk": 4, "execute_steps": 2, "down_dims": [16, 32], "feature_dim": 16,
+                  "time_embed_dim": 16, "num_inference_steps": 4},
+}
+
+
+@pytest.fixture(params=sorted(CHUNKED_CONFIGS))
+def chunked(request):
+    """``(name, policy_config)`` of each chunked policy class, small enough for a test."""
+    return request.param, dict(CHUNKED_CONFIGS[request.param])

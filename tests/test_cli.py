@@ -96,3 +96,19 @@ def test_improve_seil_prints_rounds_and_writes_the_report(point_demos, tmp_path)
     assert (out / "report.md").exists() and (out / "success.png").exists() and (out / "episodes.png").exists()
     r = invoke("improve", "seil", "--data", str(point_demos), "--out", str(tmp_path / "x"), "--set", "selector=best")
     assert r.exit_code == 2 and "selector must be one of" in r.output
+
+
+def test_image_diffusion_policy_from_the_command_line(tmp_path):
+    demos = tmp_path / "img.h5"
+    r = invoke("collect", "--env", "point/reach", "--episodes", "4", "--out", str(demos), "--camera", "top",
+               "--image-size", "24")
+    assert "4 episodes" in r.output
+    run = tmp_path / "dp"
+    invoke("train", "bc", "--data", str(demos), "--out", str(run), "--set", "policy=diffusion",
+           "--set", "policy_config.image_keys=[top_image]", "--set", "policy_config.image_size=24",
+           "--set", "policy_config.obs_keys=[proprio]", "--set", "policy_config.image_width=4",
+           "--set", "policy_config.down_dims=[16,32]", "--set", "train.steps=3", "--set", "train.batch_size=4")
+    r = invoke("eval", str(run), "--episodes", "2", "--horizon", "16", "--video", "1")
+    assert "over 2 episodes" in r.output
+    videos = list((run / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 0

@@ -14,6 +14,7 @@ import pytest
 
 from automimic.algos.seil import SEILConfig, rounds_without_gain, run_seil, write_report
 from automimic.data import EpisodeStore
+from automimic.policies import load_policy
 from automimic.seeding import purpose_of
 from automimic.training.loop import TrainConfig
 
@@ -124,3 +125,15 @@ def test_practice_noise_is_seeded_per_episode(point_demos, tmp_path):
     # The first action (same start state) differs from the clean one by exactly the noise drawn for it.
     expected = np.random.default_rng([7, 3]).normal(0.0, 0.3, size=2).astype(np.float32)
     np.testing.assert_allclose(noisy.actions[0] - clean.actions[0], expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_one_round_with_a_chunked_policy_uses_chunked_rollouts_and_disagreement(point_demos, tmp_path, chunked):
+    name, config = chunked
+    rows = run_seil(small_config(point_demos, policy=name, policy_config=config, selector="low-confidence"),
+                    tmp_path / "seil", progress=False)
+    assert [r.round for r in rows] == [0, 1] and rows[1].practice == 12
+    assert load_policy(tmp_path / "seil" / "round_1" / "checkpoints" / "best.pt").name == name
+    practice = [e for e in EpisodeStore(tmp_path / "seil" / "episodes.h5").episodes() if e.source == "self"]
+    assert {e.attrs["model"] for e in practice} == {"primary", "ema"}
+    assert rows[1].selected == min(3, rows[1].successes)

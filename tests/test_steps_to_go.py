@@ -14,6 +14,7 @@ from automimic.algos.steps_to_go import (
     StepsToGoConfig,
     discounted_returns,
     exploration_distribution,
+    load_practised_policy,
     pace_baseline,
     reinforce_update,
     run_steps_to_go,
@@ -328,3 +329,57 @@ def test_episode_budget_caps_practice_and_ends_with_an_evaluation(point_demos, t
                               tmp_path / "run", progress=False)
     assert sum(r.episodes for r in results) == 6
     assert results[-1].iteration < 10 and results[-1].success is not None
+
+
+def test_config_needs_an_exploration_floor_for_policies_without_a_learned_std():
+    with pytest.raises(ValueError, match="min_std must be > 0 for policy 'act'"):
+        StepsToGoConfig(policy="act", policy_config={}, min_std=0.0)
+    with pytest.raises(ValueError, match="image policies are not supported"):
+        StepsToGoConfig(policy="act", policy_config={"image_keys": ["top_image"]})
+
+
+@pytest.mark.slow
+def test_chunked_policies_practise_on_histories_and_keep_replanning(point_demos, tmp_path, monkeypatch, chunked):
+    from automimic.algos import steps_to_go
+
+    name, config = chunked
+    seen = {}
+    update = steps_to_go.reinforce_update
+
+    def spy(policy, opt, obs, actions, *args, **kwargs):
+        seen["obs"], seen["actions"] = obs.shape, actions.shape
+        before = {k: v.clone() for k, v in policy.state_dict().items()}
+        loss = update(policy, opt, obs, actions, *args, **kwargs)
+        seen["moved"] = any(not torch.equal(before[k], v) for k, v in policy.state_dict().items())
+        return loss
+
+    monkeypatch.setattr(steps_to_go, "reinforce_update", spy)
+    results = run_steps_to_go(_small_cfg(point_demos, policy=name, policy_config=config, iterations=1),
+                              tmp_path / "run", progress=False)
+    assert [r.iteration for r in results] == [0, 1] and results[-1].success is not None
+    # Histories (N, 2, 6) in; actions (2) plus, for diffusion, the DDIM starting noise (chunk 4 x 2) kept.
+    latent = 8 if name == "diffusion" else 0
+    assert len(seen["obs"]) == 3 and seen["obs"][1:] == (2, 6) and seen["actions"][1:] == (2 + latent,)
+    assert seen["moved"]
+    practised = load_practised_policy(tmp_path / "run")
+    assert practised.name == name and practised.execution[:2] == ("chunk", 1)
+
+
+def test_diffusion_action_distribution_is_differentiable_and_matches_its_sample():
+    from conftest import CHUNKED_CONFIGS
+
+    policy = build_policy("diffusion", {"obs_keys": ["state"], **CHUNKED_CONFIGS["diffusion"]}, 3, 2)
+    data = Transitions.from_episodes([_episode([5.0, 4.0, 3.0, 2.0, 1.0], True)])
+    policy.fit_normalizers(data)
+    policy.practice_execution()
+    obs = torch.randn(5, 2, 3)
+    latent = policy.practice_latent(5, torch.Generator().manual_seed(0))
+    dist = policy.action_distribution(obs, latent)
+    assert dist.mean.shape == (5, 2)
+    # The same starting noise gives the same action again (what lets the update re-score a sample);
+    # other noise gives another action.
+    torch.testing.assert_close(policy.action_distribution(obs, latent).mean, dist.mean)
+    other = policy.practice_latent(5, torch.Generator().manual_seed(1))
+    assert not torch.allclose(policy.action_distribution(obs, other).mean, dist.mean)
+    dist.log_prob(torch.zeros(5, 2)).sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.denoiser.parameters())

@@ -46,14 +46,17 @@ def collect(env: str = typer.Option(..., help="env id, e.g. metaworld/push-v3"),
             workers: int = typer.Option(1, min=1, help="worker processes"),
             perturb: float = typer.Option(0.0, min=0.0, help="start-position perturbation sigma"),
             horizon: Optional[int] = typer.Option(None, min=1, help="step budget (default: the env's)"),
-            keep_failures: bool = typer.Option(False, help="also store failed expert episodes")) -> None:
+            keep_failures: bool = typer.Option(False, help="also store failed expert episodes"),
+            camera: Optional[str] = typer.Option(None, help="also record this camera as obs '<camera>_image' "
+                                                          "(plus 'proprio'), e.g. corner, top"),
+            image_size: int = typer.Option(84, min=8, help="side of recorded camera frames")) -> None:
     """Record scripted-expert demonstrations (successful ones unless --keep-failures)."""
     from automimic.data.store import StoreError
     from automimic.rollout.collect import collect_demos
 
     try:
         store = collect_demos(env, episodes, out, seed=seed, workers=workers, perturb=perturb, horizon=horizon,
-                              keep_failures=keep_failures)
+                              keep_failures=keep_failures, cameras=[camera] if camera else (), image_size=image_size)
     except (ValueError, StoreError, RuntimeError) as err:
         _fail(str(err))
     s = store.summary()

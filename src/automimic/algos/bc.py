@@ -98,7 +98,9 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
     train = dataclasses.replace(train or TrainConfig(), seed=seed)
     seed_everything(seed)
     policy_config = dict(policy_config or {})
-    data = Transitions.from_episodes(episodes, policy_config.get("obs_keys") or None)
+    # An explicit empty obs_keys means "no state" (an image-only policy); absent means every state key.
+    data = Transitions.from_episodes(episodes, policy_config.get("obs_keys"),
+                                     image_keys=policy_config.get("image_keys") or ())
     model = build_policy(policy, {**policy_config, "obs_keys": data.obs_keys}, data.obs.shape[1],
                          data.actions.shape[1], steps_to_go=steps_to_go)
     if init is not None:

@@ -27,6 +27,7 @@ import torch
 from automimic.data.episode import Episode
 from automimic.data.transitions import flatten_obs
 from automimic.policies import Policy
+from automimic.rollout.chunking import replay_actions
 
 SelectorFn = Callable[[Sequence["Candidate"], int, np.random.Generator, np.ndarray], list[int]]
 _SELECTORS: dict[str, SelectorFn] = {}
@@ -148,8 +149,9 @@ def make_candidates(episodes: Sequence[Episode], primary: Policy, ema: Policy | 
     for ep in episodes:
         obs = flatten_obs(ep.obs, primary.obs_keys)
         if ema is not None:
-            a = primary.normalize_actions(torch.as_tensor(primary.act(obs)))
-            b = primary.normalize_actions(torch.as_tensor(ema.act(obs)))
+            images = {k: ep.obs[k] for k in primary.image_keys}
+            a = primary.normalize_actions(torch.as_tensor(replay_actions(primary, obs, images)))
+            b = primary.normalize_actions(torch.as_tensor(replay_actions(ema, obs, images)))
             disagreement = float((a - b).norm(dim=-1).mean())
         else:
             disagreement = 0.0

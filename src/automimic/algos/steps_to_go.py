@@ -41,8 +41,9 @@ from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
 from automimic.data.store import EpisodeStore
 from automimic.evaluation.evaluate import evaluate_episodes
-from automimic.policies import Policy, load_policy, policy_from_payload, policy_payload
+from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload, policy_payload
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
+from automimic.rollout.chunking import history_windows
 from automimic.rollout.fleet import Fleet, FleetEpisode
 from automimic.seeding import BLOCK, episode_seeds
 from automimic.training.loop import TrainConfig
@@ -137,6 +138,14 @@ class StepsToGoConfig:
             raise ValueError("iterations and horizon must be >= 0")
         if self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
             raise ValueError("policy_config.head must be 'gaussian': practice needs the policy's action log-probabilities")
+        if not has_action_distribution(self.policy):
+            raise ValueError(f"policy {self.policy!r} has no action distribution, which REINFORCE practice needs "
+                             "(use mlp with head=gaussian, act or diffusion)")
+        if self.policy_config.get("image_keys"):
+            raise ValueError("policy_config.image_keys: steps-to-go practice feeds the fleet's state only; "
+                             "image policies are not supported yet")
+        if self.policy != "mlp" and self.min_std <= 0:
+            raise ValueError(f"min_std must be > 0 for policy {self.policy!r}: it learns no action std to explore with")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         if not 0.0 <= self.gamma <= 1.0:
@@ -182,8 +191,8 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float,
-                             learn_std: bool = True) -> torch.distributions.Distribution:
+def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float, learn_std: bool = True,
+                             latent: torch.Tensor | None = None) -> torch.distributions.Distribution:
     """The policy's action distribution with its std floored at ``min_std`` (normalised units).
 
     Imitation on near-deterministic demos leaves stds of ~0.01 in places; there ``-log pi`` has
@@ -191,7 +200,7 @@ def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float,
     exploration and gradients bounded. ``learn_std=False`` stops gradients into the std, so
     REINFORCE moves only the mean.
     """
-    dist = policy.action_distribution(obs)
+    dist = policy.action_distribution(obs, latent)
     std = dist.stddev if learn_std else dist.stddev.detach()
     std = std.clamp_min(min_std) if min_std > 0 else std
     return torch.distributions.Independent(torch.distributions.Normal(dist.mean, std), 1)
@@ -203,7 +212,8 @@ def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tens
                      bounds: tuple[np.ndarray, np.ndarray] | None = None, bound_weight: float = 0.0) -> float:
     """One pass of REINFORCE over shuffled minibatches: minimise ``-log pi(a|o) * G``; returns the mean loss.
 
-    ``actions`` are in the policy's normalised units (what :meth:`Policy.action_distribution` models);
+    ``actions`` are in the policy's normalised units (what :meth:`Policy.action_distribution` models),
+    followed by the latent columns the policy drew when acting, if any;
     ``min_std`` floors the std as in :func:`exploration_distribution`. With ``bounds`` (env-unit
     action low/high) and ``bound_weight``, the squared excess of the mean action beyond the bounds
     is penalised: the env clips actions, so past a bound every sample acts alike, nothing pulls the
@@ -216,8 +226,11 @@ def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tens
     low = high = None
     if bounds is not None and bound_weight > 0:
         low, high = (torch.as_tensor(b, dtype=torch.float32) for b in bounds)
+    # Columns past the action are the latent the policy drew when acting (e.g. DDIM starting noise).
+    actions, latents = actions[:, :policy.action_dim], actions[:, policy.action_dim:]
     for chunk in order.split(minibatch):
-        dist = exploration_distribution(policy, obs[chunk], min_std, learn_std)
+        dist = exploration_distribution(policy, obs[chunk], min_std, learn_std,
+                                        latents[chunk] if latents.shape[1] else None)
         loss = -(dist.log_prob(actions[chunk]) * returns[chunk]).mean()
         if low is not None:
             mean = policy.unnormalize_actions(dist.mean)
@@ -246,12 +259,13 @@ def pace_baseline(d: np.ndarray, threshold: float, gamma: float) -> np.ndarray:
 
 
 def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: float, horizon: int,
-                   baseline: str = "none",
-                   terminal_zero: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+                   baseline: str = "none", terminal_zero: bool = True,
+                   history: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Flatten practice episodes into (obs, normalised actions, scaled returns) and the mean episode return.
 
     ``baseline="pace"`` subtracts :func:`pace_baseline` from each return before scaling. With
-    ``terminal_zero``, ``d`` of a state where the detector fired counts as 0.
+    ``terminal_zero``, ``d`` of a state where the detector fired counts as 0. With ``history > 0``
+    the observations are each step's history window ``(N, history, D)``, as a chunked policy read them.
     """
     obs, acts, rets, totals = [], [], [], []
     for ep in episodes:
@@ -264,7 +278,7 @@ def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: f
         g = discounted_returns(r, gamma)
         if baseline == "pace":
             g = g - pace_baseline(d[:-1], reward.threshold, gamma)
-        obs.append(ep.obs[:-1])
+        obs.append(history_windows(ep.obs[:-1], history) if history > 0 else ep.obs[:-1])
         acts.append(ep.kept)
         rets.append(g / horizon)
         totals.append(float(r.sum()))
@@ -276,14 +290,16 @@ def _sampler(policy: Policy, generator: torch.Generator,
              min_std: float) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     @torch.no_grad()
     def act(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dist = exploration_distribution(policy, torch.as_tensor(obs), min_std)
         # Sampled with our own generator so a resumed run draws the same actions.
+        latent = policy.practice_latent(len(obs), generator)
+        dist = exploration_distribution(policy, torch.as_tensor(obs), min_std,
+                                        latent=latent if latent.shape[1] else None)
         noise = torch.randn(dist.mean.shape, generator=generator)
         a = dist.mean + dist.stddev * noise
         # The update scores the raw sample; the env clips what it executes. Scoring the clipped
         # action instead biases the gradient: with positive returns every sample past the bound
         # lands on it, pulling the mean inward (measured: practice slowed down, 0.89 -> 0.10).
-        return policy.unnormalize_actions(a).numpy(), a.numpy()
+        return policy.unnormalize_actions(a).numpy(), torch.cat([a, latent], dim=1).numpy()
 
     return act
 
@@ -346,6 +362,7 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
         on_calibration(calib)
     reward = LearnedReward(sft, calib.threshold)
     policy = sft
+    policy.practice_execution()
     policy.eval()
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -400,15 +417,17 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
                 raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {cfg.seed}")
             seeds = iter(episode_seeds("practice", cfg.seed, BLOCK - next_episode, start=next_episode))
             episodes = fleet.rollouts(seeds, cfg.steps_per_iteration, _sampler(policy, gen, cfg.min_std),
-                                      lambda next_obs: reward.success(reward.steps_to_go(next_obs)), left)
+                                      lambda next_obs: reward.success(reward.steps_to_go(next_obs)), left,
+                                      history=policy.history)
             next_episode += len(episodes)
             obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon, cfg.baseline,
-                                                          cfg.terminal_zero)
+                                                          cfg.terminal_zero, policy.history)
+            current = obs if obs.dim() == 2 else obs[:, -1]  # the value baseline reads the current step
             if cfg.baseline == "batch":
                 rets = (rets - rets.mean()) / (rets.std() + 1e-8)
             elif value is not None:
-                advantages = rets - value(obs)  # V has not seen this iteration's returns yet
-                value.fit(obs, rets, gen)
+                advantages = rets - value(current)  # V has not seen this iteration's returns yet
+                value.fit(current, rets, gen)
                 rets = advantages
             reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
                              cfg.learn_std, fleet.action_bounds, cfg.bound_weight)

@@ -122,6 +122,7 @@ class MetaWorldEnv(AutomimicEnv):
         self.render_mode = render_mode
         self.camera = camera
         self._env = _make_raw(task, render_mode, camera, image_size)
+        self._fast_render = False
         self._blocks = object_blocks(task) if self.perturb > 0 else ()
         self._env._get_state_rand_vec = types.MethodType(_seeded_sampler, self._env)
         self.observation_space = gym.spaces.Dict(
@@ -151,8 +152,24 @@ class MetaWorldEnv(AutomimicEnv):
         info["success"] = bool(info.get("success", 0.0))
         return {"state": obs.astype(np.float32)}, float(reward), bool(terminated), bool(truncated), info
 
+    def proprioception(self, obs: Obs) -> np.ndarray:
+        """Hand position and gripper opening (objects and goal are world state, seen only in images)."""
+        return obs["state"][:4]
+
     def render(self) -> np.ndarray:
-        """An RGB frame from the configured camera (corner cameras come out upside down: flipped)."""
+        """An RGB frame from the configured camera (corner cameras come out upside down: flipped).
+
+        Shadows, reflections and the skybox are switched off: on CPU rendering they cost about
+        three quarters of the frame time (measured 143 -> 38 ms at 84 px) and carry no task information.
+        """
+        if not self._fast_render:
+            import mujoco
+
+            viewer = self._env.mujoco_renderer._get_viewer("rgb_array")
+            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                         mujoco.mjtRndFlag.mjRND_SKYBOX):
+                viewer.scn.flags[flag] = 0
+            self._fast_render = True
         frame = self._env.render()
         if self.camera.startswith("corner"):
             frame = frame[::-1]

@@ -28,7 +28,9 @@ class PointReachEnv(AutomimicEnv):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, perturb: float = 0.0, horizon: int = 200, render_mode: str | None = None,
-                 image_size: int = 128) -> None:
+                 image_size: int = 128, camera: str = "top") -> None:
+        if camera != "top":
+            raise ValueError(f"point/reach has one camera, 'top'; got {camera!r}")
         self.env_id = "point/reach"
         self.horizon = horizon
         self.perturb = float(perturb)
@@ -75,6 +77,10 @@ class PointReachEnv(AutomimicEnv):
         self._pos = np.clip(new_pos, -ARENA, ARENA)
         success = self._success()
         return self._obs(), -float(np.linalg.norm(self._pos - self._goal)), False, False, {"success": success}
+
+    def proprioception(self, obs: Obs) -> np.ndarray:
+        """The point's own position and velocity (the goal is world state, seen only in images)."""
+        return obs["state"][:4]
 
     def render(self) -> np.ndarray:
         """Draw the arena as an RGB array: goal disc in green, point in blue."""

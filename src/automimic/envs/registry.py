@@ -7,7 +7,7 @@ names) with :func:`register_family`; adding a simulator touches one new module a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from automimic.envs.base import AutomimicEnv, Expert
 
@@ -46,7 +46,8 @@ def _resolve(env_id: str) -> tuple[Family, str]:
 
 
 def make_env(env_id: str, *, perturb: float = 0.0, horizon: int | None = None,
-             render_mode: str | None = None, **kwargs) -> AutomimicEnv:
+             render_mode: str | None = None, cameras: Sequence[str] = (), image_size: int | None = None,
+             **kwargs) -> AutomimicEnv:
     """Build an env by id.
 
     Args:
@@ -54,11 +55,27 @@ def make_env(env_id: str, *, perturb: float = 0.0, horizon: int | None = None,
         perturb: standard deviation of the (x, y) offset added to each object's start position.
         horizon: step budget per episode (the family's default when ``None``).
         render_mode: ``"rgb_array"`` to allow ``env.render()`` (needed for videos and images).
+        cameras: add each named camera's frame to the observations as ``<camera>_image``
+            (one camera per env for now; Meta-World: ``corner``, ``topview``, ...; point: ``top``).
+        image_size: side of rendered frames (videos and camera observations).
     """
     family, name = _resolve(env_id)
     if horizon is not None:
         kwargs["horizon"] = horizon
-    return family.make(name, perturb=perturb, render_mode=render_mode, **kwargs)
+    if image_size is not None:
+        kwargs["image_size"] = image_size
+    if not cameras:
+        return family.make(name, perturb=perturb, render_mode=render_mode, **kwargs)
+    if len(cameras) > 1:
+        raise ValueError(f"{env_id}: one camera per env is supported, got cameras {list(cameras)}")
+    from automimic.envs.cameras import DEFAULT_IMAGE_SIZE, CameraObservation
+
+    kwargs.setdefault("image_size", DEFAULT_IMAGE_SIZE)
+    try:
+        env = family.make(name, perturb=perturb, render_mode="rgb_array", camera=cameras[0], **kwargs)
+    except TypeError:
+        raise ValueError(f"{env_id} cannot render camera observations") from None
+    return CameraObservation(env, cameras[0], kwargs["image_size"])
 
 
 def expert_for(env_id: str) -> Expert:

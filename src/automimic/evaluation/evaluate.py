@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from automimic.data.episode import Episode
+from automimic.envs.cameras import camera_env_kwargs
 from automimic.evaluation.stats import wilson_interval
 from automimic.evaluation.video import open_render_env, write_mp4
 from automimic.policies import Policy
@@ -99,8 +101,15 @@ def evaluate_episodes(policy: Policy, env_id: str, episodes: int = 50, *, seed: 
 
 def record_videos(policy: Policy, env_id: str, out_dir: str | Path, count: int = 3, *, seed: int = 0,
                   horizon: int | None = None, image_size: int = 256) -> list[Path]:
-    """Write MP4s of the first ``count`` evaluation episodes (same seeds as :func:`evaluate`)."""
+    """Write MP4s of the first ``count`` evaluation episodes (same seeds as :func:`evaluate`).
+
+    An image policy is filmed through its own camera, at the size it was trained on.
+    """
     kwargs = {"horizon": horizon} if horizon else {}
+    cameras = camera_env_kwargs(dataclasses.asdict(policy.config))
+    if cameras:
+        kwargs["cameras"] = cameras["cameras"]
+        image_size = cameras["image_size"]
     env = open_render_env(env_id, image_size, **kwargs)
     actor = PolicyActor(policy)
     paths = []

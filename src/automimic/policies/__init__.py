@@ -1,8 +1,11 @@
 """Policy classes; importing this package registers them."""
 
-from automimic.policies.base import (Policy, build_policy, load_policy, policy_from_payload, policy_names,
-                                     policy_payload, register_policy, save_policy)
+from automimic.policies.base import (Policy, build_policy, has_action_distribution, load_policy, policy_from_payload,
+                                     policy_names, policy_payload, register_policy, save_policy)
+from automimic.policies.act import ACTConfig, ACTPolicy
+from automimic.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from automimic.policies.mlp import MLPConfig, MLPPolicy
 
-__all__ = ["MLPConfig", "MLPPolicy", "Policy", "build_policy", "load_policy", "policy_from_payload",
-           "policy_names", "policy_payload", "register_policy", "save_policy"]
+__all__ = ["ACTConfig", "ACTPolicy", "DiffusionConfig", "DiffusionPolicy", "MLPConfig", "MLPPolicy", "Policy",
+           "build_policy", "has_action_distribution", "load_policy", "policy_from_payload", "policy_names",
+           "policy_payload", "register_policy", "save_policy"]

@@ -1,7 +1,10 @@
 """The policy contract, the policy registry, and checkpoint save/load.
 
 A policy is a ``torch.nn.Module`` that trains through ``loss(batch)`` and acts through
-``act(obs)``. It owns its normalisers, so a checkpoint (config + shapes + weights, including the
+``act(obs)``. A *chunked* policy (``history``/``chunk`` > 0: ACT, Diffusion Policy) instead predicts
+an action chunk from an observation history (``predict_chunk``); the rollout engine
+(:mod:`automimic.rollout.chunking`) keeps the history, the action queue and temporal ensembling,
+so algorithms call every policy the same way. A policy owns its normalisers, so a checkpoint (config + shapes + weights, including the
 normaliser statistics) is all that is needed to run it; algorithms never know which class it is.
 """
 
@@ -66,9 +69,34 @@ class Policy(nn.Module, abc.ABC):
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training losses for ``batch`` (``obs`` (B, D_obs), ``actions`` (B, D_act)); key ``loss`` is optimised."""
 
-    @abc.abstractmethod
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions ``(B, D_act)`` in env units for flattened observations ``(B, D_obs)``."""
+        """Actions ``(B, D_act)`` in env units for flattened observations ``(B, D_obs)`` (single-step policies)."""
+        raise ValueError(f"policy {self.name!r} acts through predict_chunk; roll it out with ChunkRunner")
+
+    #: Observation steps a chunked policy reads (0: a single-step policy that acts through ``act``).
+    history: int = 0
+    #: Actions a chunked policy predicts per query (0: single-step).
+    chunk: int = 0
+
+    def predict_chunk(self, obs: np.ndarray, images: dict[str, np.ndarray] | None = None,
+                      deterministic: bool = True) -> np.ndarray:
+        """Action chunks ``(B, chunk, D_act)`` in env units from histories ``(B, history, D_obs)``.
+
+        ``images`` maps camera keys to ``(B, history, H, W, C)`` uint8 (image policies only).
+        """
+        raise ValueError(f"policy {self.name!r} is single-step; it acts through act()")
+
+    @property
+    def execution(self) -> tuple[str, int, float]:
+        """How to execute chunks: ``(mode, steps, k)``; mode ``ensemble`` (query every step, blend
+        overlapping predictions with weights ``exp(-k i)``) or ``chunk`` (run ``steps`` actions of
+        each chunk, then query again)."""
+        return ("chunk", 1, 0.0)
+
+    @property
+    def image_keys(self) -> tuple[str, ...]:
+        """Camera observation keys the policy reads (none for state policies)."""
+        return tuple(getattr(self.config, "image_keys", ()))
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """The representation ``(B, F)`` a steps-to-go head reads (the policy's last hidden layer)."""
@@ -92,7 +120,8 @@ class Policy(nn.Module, abc.ABC):
         if self.steps_to_go is None:
             return losses
         cfg = self.steps_to_go.config
-        stg = self.steps_to_go.loss(self.features(batch["obs"]), batch["steps_to_go"])
+        obs = batch["obs"] if batch["obs"].dim() == 2 else batch["obs"][:, -1]  # d reads the current step
+        stg = self.steps_to_go.loss(self.features(obs), batch["steps_to_go"])
         return {**losses, "bc_loss": losses["loss"], "steps_to_go_loss": stg,
                 "loss": cfg.bc_weight * losses["loss"] + cfg.weight * stg}
 
@@ -102,9 +131,27 @@ class Policy(nn.Module, abc.ABC):
             raise ValueError(f"policy {self.name!r} has no steps-to-go head (train it with one)")
         return self.steps_to_go.expected(self.steps_to_go(self.features(obs)))
 
-    def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        """Distribution over *normalised* actions ``(B, D_act)`` (for on-policy RL); stochastic policies only."""
+    def action_distribution(self, obs: torch.Tensor,
+                            latent: torch.Tensor | None = None) -> torch.distributions.Distribution:
+        """Distribution over *normalised* actions ``(B, D_act)`` (for on-policy RL).
+
+        ``obs`` is ``(B, D_obs)``, or ``(B, history, D_obs)`` for a chunked policy. ``latent`` is the
+        per-sample randomness the policy drew when acting (:meth:`practice_latent`), so the same
+        action can be scored again after the weights change.
+        """
         raise ValueError(f"policy {self.name!r} has no action distribution (on-policy practice needs one)")
+
+    def practice_latent(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Randomness ``(n, L)`` that :meth:`action_distribution` conditions on (none, ``L = 0``, by default)."""
+        return torch.zeros(n, 0)
+
+    def practice_execution(self) -> None:
+        """Switch to the execution on-policy practice scores: one action per query (chunked policies).
+
+        REINFORCE needs the log-probability of each executed action under the current weights; an
+        ensembled or queued action mixes earlier queries, so practice re-plans every step and the
+        practised policy keeps executing that way. Single-step policies need no change.
+        """
 
     def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`normalize_actions`: env units from the units the policy trains in."""
@@ -114,6 +161,9 @@ class Policy(nn.Module, abc.ABC):
         """Actions ``(..., D_act)`` in the units the policy trains in (identity unless it normalises)."""
         return actions
 
+    def after_optimizer_step(self) -> None:
+        """Called by the training loop after every optimiser step (e.g. to update an internal EMA)."""
+
     def reset(self) -> None:
         """Forget per-episode state (history, action queues); stateless policies need nothing."""
 
@@ -121,6 +171,12 @@ class Policy(nn.Module, abc.ABC):
     def obs_keys(self) -> tuple[str, ...]:
         """Observation keys, in the order they are concatenated."""
         return tuple(self.config.obs_keys)
+
+
+def has_action_distribution(name: str) -> bool:
+    """Whether registered policy class ``name`` implements :meth:`Policy.action_distribution`."""
+    cls = _REGISTRY.get(name)
+    return cls is not None and cls.action_distribution is not Policy.action_distribution
 
 
 def build_policy(name: str, config: dict[str, Any] | Any, obs_dim: int, action_dim: int,

@@ -99,8 +99,9 @@ class MLPPolicy(Policy):
         """Width of the last hidden layer."""
         return self.config.hidden[-1]
 
-    def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        """Diagonal Gaussian over normalised actions (Gaussian head only)."""
+    def action_distribution(self, obs: torch.Tensor,
+                            latent: torch.Tensor | None = None) -> torch.distributions.Distribution:
+        """Diagonal Gaussian over normalised actions (Gaussian head only; no latent)."""
         if self.config.head != "gaussian":
             raise ValueError("an action distribution needs policy_config.head=gaussian")
         mean, log_std = self._forward(obs)

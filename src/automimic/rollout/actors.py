@@ -14,7 +14,9 @@ import torch
 
 from automimic.data.transitions import flatten_obs
 from automimic.envs import Obs, expert_for
+from automimic.envs.cameras import camera_env_kwargs
 from automimic.policies import Policy, policy_from_payload, policy_payload
+from automimic.rollout.chunking import ChunkRunner
 
 
 class Actor(Protocol):
@@ -62,17 +64,20 @@ class PolicyActor:
         self.deterministic = deterministic
         self.action_noise = action_noise
         self._rng = np.random.default_rng(0)
+        self._runner = ChunkRunner(policy, 1, deterministic)
 
     def reset(self, seed: int) -> None:
-        """Clear the policy's episode state and seed any action sampling and noise."""
+        """Clear the episode state (history, action queue) and seed any action sampling and noise."""
         self.policy.reset()
+        self._runner.reset(0)
         torch.manual_seed(seed)
         self._rng = np.random.default_rng([seed, 3])
 
     def __call__(self, obs: Obs) -> np.ndarray:
-        """Flatten the observation keys the policy was trained on and act."""
+        """Flatten the observation keys the policy was trained on and act (chunked policies via the runner)."""
         flat = flatten_obs(obs, self.policy.obs_keys)[None]
-        action = self.policy.act(flat, deterministic=self.deterministic)[0]
+        images = {k: np.asarray(obs[k])[None] for k in self.policy.image_keys}
+        action = self._runner.act(flat, images)[0]
         if self.action_noise > 0:
             action = action + self._rng.normal(0.0, self.action_noise, size=action.shape).astype(np.float32)
         return action
@@ -100,6 +105,12 @@ class ActorSpec:
         """Spec for a copy of ``policy`` (weights are copied now; later training does not leak in)."""
         return cls("policy", payload=policy_payload(policy), name=name, deterministic=deterministic,
                    action_noise=action_noise)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """What the env must provide this actor: the cameras (and frame size) an image policy reads."""
+        if self.kind != "policy":
+            return {}
+        return camera_env_kwargs(self.payload["config"])
 
     def build(self) -> Actor:
         """Create the actor (inside the worker that will use it)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from tqdm import tqdm
 
@@ -14,7 +15,8 @@ from automimic.seeding import BLOCK, episode_seeds
 
 def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0, workers: int = 1,
                   perturb: float = 0.0, horizon: int | None = None, keep_failures: bool = False,
-                  max_attempts: int | None = None, progress: bool = True) -> EpisodeStore:
+                  max_attempts: int | None = None, cameras: Sequence[str] = (), image_size: int | None = None,
+                  progress: bool = True) -> EpisodeStore:
     """Append ``episodes`` expert episodes of ``env_id`` to ``out``, skipping failures unless asked.
 
     Start seeds come from the ``collect`` namespace (never used for evaluation). Running the same
@@ -30,6 +32,8 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
         horizon: step budget per episode (the env's default when ``None``).
         keep_failures: store failed expert episodes too (flagged ``success=False``).
         max_attempts: give up after this many rollouts (default: 4 x episodes + 10).
+        cameras: also record these cameras' frames as ``<camera>_image`` observations.
+        image_size: side of those frames (default 84).
     """
     store = EpisodeStore(out, env_id=env_id)
     done = store.index() if Path(out).exists() else []
@@ -42,6 +46,8 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
     if needed <= 0:
         return store
     env_kwargs = {"perturb": perturb, **({"horizon": horizon} if horizon else {})}
+    if cameras:
+        env_kwargs.update(cameras=list(cameras), **({"image_size": image_size} if image_size else {}))
     job = RolloutJob(env_id, ActorSpec.expert(env_id), env_kwargs, source="expert")
     seeds = episode_seeds("collect", seed, min(budget, BLOCK - start), start=start)
     bar = tqdm(total=needed, desc=f"collect {env_id}", unit="ep", disable=not progress)

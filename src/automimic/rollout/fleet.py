@@ -15,8 +15,9 @@ import numpy as np
 
 from automimic.data.transitions import flatten_obs
 from automimic.envs import make_env
+from automimic.rollout.chunking import history_window
 
-#: ``act(obs (N, D_obs)) -> (env actions (N, D_act), per-step data to keep (N, ...))``
+#: ``act(obs (N, D_obs) or histories (N, H, D_obs)) -> (env actions (N, D_act), per-step data to keep (N, ...))``
 ActFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 #: ``stop(next_obs (N, D_obs)) -> (N,) bool``: end these episodes after this step.
 StopFn = Callable[[np.ndarray], np.ndarray]
@@ -72,12 +73,14 @@ class Fleet:
             env.close()
 
     def rollouts(self, seeds: Iterator[int], min_steps: int, act: ActFn, stop: StopFn,
-                 max_episodes: int | None = None) -> list[FleetEpisode]:
+                 max_episodes: int | None = None, history: int = 0) -> list[FleetEpisode]:
         """Run episodes from ``seeds`` until at least ``min_steps`` env steps are gathered.
 
         Free robots take the next seed while fewer than ``min_steps`` steps are in (and fewer than
         ``max_episodes`` episodes have started); episodes under way then run to their end, so every
-        returned episode is whole. Returned in seed order.
+        returned episode is whole. Returned in seed order. With ``history > 0``, ``act`` receives
+        each robot's last ``history`` observations (the first one repeated at an episode's start),
+        as chunked policies read them.
         """
         n = len(self.envs) if max_episodes is None else max(0, min(len(self.envs), max_episodes))
         live: list[dict[str, Any] | None] = [None] * n
@@ -95,7 +98,11 @@ class Fleet:
             start(i)
         while any(ep is not None for ep in live):
             active = [i for i in range(n) if live[i] is not None]
-            actions, kept = act(np.stack([live[i]["obs"][-1] for i in active]))
+            if history > 0:
+                actions, kept = act(np.stack([history_window(np.stack(live[i]["obs"][-history:]), history)
+                                              for i in active]))
+            else:
+                actions, kept = act(np.stack([live[i]["obs"][-1] for i in active]))
             next_obs = []
             ended_by_env = []
             for j, i in enumerate(active):
@@ -116,3 +123,4 @@ class Fleet:
                     if steps < min_steps and (max_episodes is None or started < max_episodes):
                         start(i)
         return sorted(done, key=lambda e: e.seed)
+

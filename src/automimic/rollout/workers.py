@@ -39,7 +39,7 @@ def _init_worker(job: RolloutJob, pooled: bool = True) -> None:
 
         torch.set_num_threads(1)  # one core per worker: the pool provides the parallelism
     _worker_state["job"] = job
-    _worker_state["env"] = make_env(job.env_id, **job.env_kwargs)
+    _worker_state["env"] = make_env(job.env_id, **{**job.actor.env_kwargs(), **job.env_kwargs})
     _worker_state["actor"] = job.actor.build()
 
 

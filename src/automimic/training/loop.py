@@ -118,13 +118,14 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
     policy.train()
     while step < cfg.steps:
         idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
-        losses = policy.training_loss(data.batch(idx))
+        losses = policy.training_loss(data.batch(idx, policy.history, policy.chunk))
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
+        policy.after_optimizer_step()
         if ema is not None:
             ema.update(policy)
         step += 1
