@@ -24,8 +24,24 @@ if not console.is_terminal:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@app.callback()
+def main(backend: str = typer.Option("local", help="where rollouts run: local (in-process or --workers "
+                                                   "processes) or ray (Ray actors)"),
+         ray_address: Optional[str] = typer.Option(None, help="with --backend ray: 'auto' or HOST:PORT of a "
+                                                              "running cluster (default: start a local one)")) -> None:
+    """Learn robot policies from a few demonstrations, then improve them in simulation."""
+    from automimic.rollout.collector import set_backend
+
+    try:
+        set_backend(backend, ray_address)
+    except ValueError as err:
+        _fail(str(err))
 
 
 @app.command()

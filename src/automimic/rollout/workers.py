@@ -1,14 +1,13 @@
-"""Run many episodes, in this process or in a pool of worker processes, in seed order.
+"""Rollout jobs and what a worker does with one: build the env and actor once, then run seeds.
 
 Results come back in the order of the seeds whatever the number of workers, and each episode is
 a function of its seed alone, so ``--workers 1`` and ``--workers 4`` give the same episodes.
 Workers are started with ``spawn``: forking a process that has already run torch's thread pool
-can deadlock.
+can deadlock. Scheduling, retries and dead workers are :mod:`automimic.rollout.collector`'s job.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -49,20 +48,42 @@ def _run_one(seed: int) -> Episode:
                        stop_on_success=job.stop_on_success)
 
 
+def _rebuild_env() -> None:
+    """Replace this worker's env and actor: after the simulator raised, its state cannot be trusted."""
+    job: RolloutJob = _worker_state["job"]
+    try:
+        _worker_state["env"].close()
+    except Exception:  # noqa: BLE001 - a broken simulator may fail to close too
+        pass
+    _worker_state["env"] = make_env(job.env_id, **{**job.actor.env_kwargs(), **job.env_kwargs})
+    _worker_state["actor"] = job.actor.build()
+
+
+def _run_one_guarded(seed: int) -> Episode:
+    """:func:`_run_one` in a pool worker: on an error, rebuild the env before reporting it."""
+    try:
+        return _run_one(seed)
+    except Exception:
+        _rebuild_env()
+        raise
+
+
+def _close_worker() -> None:
+    env = _worker_state.get("env")
+    if env is not None:
+        env.close()
+    _worker_state.clear()
+
+
 def iter_episodes(job: RolloutJob, seeds: Sequence[int], workers: int = 1) -> Iterator[Episode]:
-    """Yield one episode per seed, in seed order, using ``workers`` processes (1 = in-process)."""
-    if workers <= 1:
-        _init_worker(job, pooled=False)
-        try:
-            for seed in seeds:
-                yield _run_one(seed)
-        finally:
-            _worker_state["env"].close()
-            _worker_state.clear()
-        return
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(min(workers, len(seeds)) or 1, initializer=_init_worker, initargs=(job,)) as pool:
-        yield from pool.imap(_run_one, seeds, chunksize=1)
+    """Yield one episode per seed, in seed order, using ``workers`` processes (1 = in-process).
+
+    A thin front for :func:`automimic.rollout.collector.make_collector`, which also survives
+    simulator errors and dead workers.
+    """
+    from automimic.rollout.collector import make_collector
+
+    yield from make_collector(workers).episodes(job, seeds)
 
 
 def run_episodes(job: RolloutJob, seeds: Sequence[int], workers: int = 1,
