@@ -81,7 +81,7 @@ def render(cells: list[dict]) -> str:
 def main() -> None:
     """Run the missing cells and print the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", nargs="+", default=TASKS)
+    p.add_argument("--tasks", nargs="*", default=TASKS, help="state-observation tasks (none: only the image row)")
     p.add_argument("--ks", nargs="+", type=int, default=[5, 50])
     p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     p.add_argument("--steps", type=int, default=3000, help="training steps, equal for every policy")

@@ -75,6 +75,8 @@ def test_config_errors_name_the_field():
         ACTConfig(execution="queue")
     with pytest.raises(ValueError, match="act.execute_steps"):
         ACTConfig(chunk=4, execute_steps=9)
+    with pytest.raises(ValueError, match=r"policy_config: unknown field\(s\) \['head'\] for policy 'act'"):
+        build_policy("act", {"head": "gaussian"}, 3, 2)
 
 
 @pytest.mark.slow

@@ -80,6 +80,9 @@ def test_ray_actors_replace_a_killed_actor_and_give_identical_episodes():
 
     seeds = episode_seeds("collect", 0, 60)
     reference = list(InProcess().episodes(JOB, seeds))
+    from automimic.rollout.collector import start_ray_env
+
+    start_ray_env()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         collector = RayWorkers(2)

@@ -137,3 +137,29 @@ def test_one_round_with_a_chunked_policy_uses_chunked_rollouts_and_disagreement(
     practice = [e for e in EpisodeStore(tmp_path / "seil" / "episodes.h5").episodes() if e.source == "self"]
     assert {e.attrs["model"] for e in practice} == {"primary", "ema"}
     assert rows[1].selected == min(3, rows[1].successes)
+
+
+@pytest.mark.slow
+def test_same_round_in_process_in_local_workers_and_on_ray(point_demos, tmp_path):
+    ray = pytest.importorskip("ray")
+    from automimic.rollout.collector import set_backend
+
+    def run(name: str, workers: int) -> list:
+        rows = run_seil(small_config(point_demos, workers=workers), tmp_path / name, progress=False)
+        episodes = EpisodeStore(tmp_path / name / "episodes.h5").episodes()
+        return [(r.practice, r.successes, r.selected, r.success) for r in rows], [e.actions for e in episodes]
+
+    here, local = run("here", 1), run("local", 2)
+    from automimic.rollout.collector import start_ray_env
+
+    start_ray_env()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        set_backend("ray")
+        on_ray = run("ray", 2)
+    finally:
+        set_backend("local")
+        ray.shutdown()
+    for other in (local, on_ray):
+        assert other[0] == here[0]
+        assert len(other[1]) == len(here[1]) and all(np.array_equal(a, b) for a, b in zip(other[1], here[1]))

@@ -189,6 +189,10 @@ def build_policy(name: str, config: dict[str, Any] | Any, obs_dim: int, action_d
         raise ValueError(f"unknown policy {name!r}; registered: {policy_names()}")
     cls = _REGISTRY[name]
     if isinstance(config, dict):
+        valid = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(config) - valid)
+        if unknown:
+            raise ValueError(f"policy_config: unknown field(s) {unknown} for policy {name!r}; valid: {sorted(valid)}")
         config = cls.Config(**_tuples(config))
     policy = cls(config, obs_dim, action_dim)
     if steps_to_go is not None:
