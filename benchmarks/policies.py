@@ -9,8 +9,8 @@ Every policy trains for the same number of steps at the same batch size on the s
 comparable) and is evaluated on the same 50 evaluation seeds. Reported per cell: success with its
 95% interval, training throughput (samples/s, one torch thread) and inference latency per executed
 action (ms, one env, one thread: a chunked policy's query cost is spread over the actions it yields).
-The image row trains ACT on 'proprio' (hand position, gripper) plus an 84x84 corner camera, so the
-object and goal positions come from pixels only. Cells are cached as JSON under --out and resume.
+The image row trains ACT on 'proprio' (hand position, gripper) plus a corner camera (--image-size,
+random crops of 90%), so the object and goal positions come from pixels only. Cells are cached as JSON under --out and resume.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from automimic.training.loop import TrainConfig
 
 TASKS = ["push-v3", "pick-place-v3", "reach-v3", "drawer-open-v3"]
 POLICIES = {"mlp": {}, "act": {}, "diffusion": {}}
-IMAGE_TASK = "button-press-topdown-v3"
-IMAGE_CONFIG = {"obs_keys": ["proprio"], "image_keys": ["corner_image"], "image_size": 84, "crop_size": 76}
+IMAGE_TASKS = ["button-press-topdown-v3", "drawer-close-v3"]
 
 
 def latency_ms(policy: Policy, episode_obs: dict[str, np.ndarray], steps: int = 200) -> float:
@@ -87,6 +86,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000, help="training steps, equal for every policy")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per cell")
+    p.add_argument("--image-task", default="button-press-topdown-v3")
+    p.add_argument("--image-size", type=int, default=84, help="camera frame side (the crop is 90%% of it)")
     p.add_argument("--image-steps", type=int, default=3000)
     p.add_argument("--image-batch", type=int, default=32)
     p.add_argument("--no-image", action="store_true", help="skip the image-observation row")
@@ -110,17 +111,20 @@ def main() -> None:
                         cell.write_text(json.dumps(run_cell(name, task, k, demos, policy, POLICIES[policy], args)))
                     print(render([json.loads(cell.read_text())]).splitlines()[-1], flush=True)
         if not args.no_image:
-            demos = args.out / f"{IMAGE_TASK}_corner84_demos.h5"
-            collect_demos(f"metaworld/{IMAGE_TASK}", 50, demos, seed=args.seed, workers=args.workers,
-                          cameras=["corner"], image_size=84, progress=False)
-            name = f"{IMAGE_TASK}_k50__act+image"
+            task, size = args.image_task, args.image_size
+            demos = args.out / f"{task}_corner{size}_demos.h5"
+            collect_demos(f"metaworld/{task}", 50, demos, seed=args.seed, workers=args.workers,
+                          cameras=["corner"], image_size=size, progress=False)
+            name = f"{task}_k50__act+image{size}"
             cell = args.out / f"{name}.json"
             if not cell.exists():
+                config = {"obs_keys": ["proprio"], "image_keys": ["corner_image"], "image_size": size,
+                          "crop_size": int(0.9 * size)}
                 image_args = argparse.Namespace(**{**vars(args), "steps": args.image_steps, "batch": args.image_batch})
-                cell.write_text(json.dumps(run_cell(name, IMAGE_TASK, 50, demos, "act", IMAGE_CONFIG, image_args)))
+                cell.write_text(json.dumps(run_cell(name, task, 50, demos, "act", config, image_args)))
             print(render([json.loads(cell.read_text())]).splitlines()[-1], flush=True)
     cells = [json.loads(f.read_text()) for f in sorted(args.out.glob("*.json"))]
-    order = {t: i for i, t in enumerate(TASKS + [IMAGE_TASK])}
+    order = {t: i for i, t in enumerate(TASKS + IMAGE_TASKS)}
     cells.sort(key=lambda c: (order.get(c["task"], 99), c["k"], c["policy"]))
     print(render(cells))
 
