@@ -17,6 +17,7 @@ says what it took.
 
 from __future__ import annotations
 
+import abc
 import logging
 import multiprocessing as mp
 from collections import deque
@@ -48,7 +49,7 @@ class CollectorStats:
     discarded: int = 0
 
 
-class Collector:
+class Collector(abc.ABC):
     """Base: ``episodes(job, seeds)`` yields one :class:`Episode` per seed, in seed order.
 
     Args:
@@ -59,9 +60,9 @@ class Collector:
         self.retries = retries
         self.stats = CollectorStats()
 
+    @abc.abstractmethod
     def episodes(self, job: _w.RolloutJob, seeds: Sequence[int]) -> Iterator[Episode]:
         """Yield the episode of every seed, in order."""
-        raise NotImplementedError
 
     def _sim_error(self, seed: int, attempts: int, err: BaseException) -> None:
         self.stats.sim_errors += 1
