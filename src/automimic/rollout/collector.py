@@ -40,7 +40,9 @@ class CollectorStats:
         episodes: episodes delivered.
         sim_errors: episode attempts in which the simulator (or actor) raised.
         worker_deaths: times a worker process died and its pool was replaced.
-        discarded: partial episodes thrown away (and re-run) because of either.
+        discarded: episode attempts thrown away (and re-run) because of either: the partial episode
+            of a simulator error or of a dead worker, and, when a dead process breaks a local
+            pool, every episode that pool had started or queued.
     """
 
     episodes: int = 0
