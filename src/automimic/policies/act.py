@@ -195,6 +195,8 @@ class ACTPolicy(Policy):
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """Mean encoder token for the current observation ``(B, D)`` (history filled with it, ``z = 0``)."""
+        if self.image_keys:
+            raise ValueError("a steps-to-go head on an image ACT policy would need images; not supported")
         history = obs[:, None].expand(-1, self.history, -1)
         return self._memory(history, None, torch.zeros(len(obs), self.config.latent_dim,
                                                        device=obs.device)).mean(dim=1)
