@@ -135,14 +135,6 @@ class ACTPolicy(Policy):
         self.obs_encoder.obs_norm.fit(data.obs)
         self.action_norm.fit(data.actions)
 
-    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Actions in the normalised units ACT regresses."""
-        return self.action_norm(actions)
-
-    def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Env units from normalised actions."""
-        return self.action_norm.unnormalize(actions)
-
     def _memory(self, obs: torch.Tensor, images: dict[str, torch.Tensor] | None, z: torch.Tensor) -> torch.Tensor:
         tokens = torch.cat([self.from_latent(z)[:, None], self.obs_encoder(obs, images)], dim=1)
         return self.encoder(tokens + self.enc_pos)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
 from automimic.policies.steps_to_go_head import StepsToGoHead, StepsToGoHeadConfig
 
@@ -60,6 +61,8 @@ class Policy(nn.Module, abc.ABC):
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.steps_to_go: StepsToGoHead | None = None
+        #: The action normaliser, when the policy trains in normalised action units (set by subclasses).
+        self.action_norm: Normalizer | None = None
 
     @abc.abstractmethod
     def fit_normalizers(self, data: Transitions) -> None:
@@ -155,11 +158,11 @@ class Policy(nn.Module, abc.ABC):
 
     def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`normalize_actions`: env units from the units the policy trains in."""
-        return actions
+        return actions if self.action_norm is None else self.action_norm.unnormalize(actions)
 
     def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Actions ``(..., D_act)`` in the units the policy trains in (identity unless it normalises)."""
-        return actions
+        """Actions ``(..., D_act)`` in the units the policy trains in (through ``action_norm`` when it has one)."""
+        return actions if self.action_norm is None else self.action_norm(actions)
 
     def after_optimizer_step(self) -> None:
         """Called by the training loop after every optimiser step (e.g. to update an internal EMA)."""

@@ -257,14 +257,6 @@ class DiffusionPolicy(Policy):
         self.ema.load_state_dict(self.model.state_dict())
         self.ema_steps.zero_()
 
-    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Actions scaled so the demonstrated range maps to ``[-1, 1]``."""
-        return self.action_norm(actions)
-
-    def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Env units from ``[-1, 1]``-scaled actions."""
-        return self.action_norm.unnormalize(actions)
-
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         """Move the EMA toward the live weights (warm-up decay); copy buffers (normaliser statistics)."""

@@ -79,14 +79,6 @@ class MLPPolicy(Policy):
         self.obs_norm.fit(data.obs)
         self.action_norm.fit(data.actions)
 
-    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Actions in the normalised units the MLP regresses."""
-        return self.action_norm(actions)
-
-    def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Env units from normalised actions."""
-        return self.action_norm.unnormalize(actions)
-
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """The trunk's output for ``obs`` ``(B, D_obs)``: what the action head and a steps-to-go head read."""
         x = self.obs_norm(obs)
