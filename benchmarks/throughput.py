@@ -1,15 +1,18 @@
 """Rollout throughput: env steps per second for bare stepping, the scripted expert and policy practice.
 
-    python benchmarks/throughput.py                       # push-v3 and pick-place-v3, all rows (~5 min)
-    python benchmarks/throughput.py --tasks push-v3 --episodes 10
+    python benchmarks/throughput.py                       # push-v3 and pick-place-v3, all rows (~15 min)
+    python benchmarks/throughput.py --tasks push-v3 --episodes 16 --no-ray
 
 Rows per task: bare Meta-World stepping with random actions in one process (what one core can give),
-the scripted expert through the in-process collector, and practice rollouts of an MLP and an ACT
-policy (weights untrained: speed does not depend on them) with 1 and 2 local workers and 2 Ray
-actors. Every episode runs the full horizon (no early stop on success), so steps = episodes x horizon.
-Rates are steady-state: steps of the episodes after the first one over the time between the first and
-the last episode's arrival, so pool and actor start-up are left out; start-up is printed on its own
-(pool spawn, and Ray's ``init`` plus its first actor). Run it alone: it measures the machine.
+the scripted expert, and practice rollouts of an MLP and an ACT policy (weights untrained: speed
+does not depend on them) in-process, with 2 local workers and with 2 Ray actors, each with 1, 4 and
+8 envs per worker (8: one batched policy query per step for 8 envs). Two more rows per policy put
+the policy in the learner process instead, batched over envs that step in 2 gymnasium
+``AsyncVectorEnv`` processes, the other place batched inference could live. Every episode runs
+the full horizon (no early stop on success), so steps = episodes x horizon. Rates are steady
+state: every collector first runs a warm-up call (pool or actor start-up, weights shipped), whose
+time to the first episode is printed, then a timed call with the same weights. Run it alone: it
+measures the machine.
 """
 
 from __future__ import annotations
@@ -61,21 +64,50 @@ def untrained_policy(name: str, env_id: str) -> ActorSpec:
 
 
 def timed(collector, job: RolloutJob, episodes: int) -> tuple[float, float]:
-    """(steady-state steps/s, seconds until the first episode arrived)."""
+    """(steady-state steps/s, seconds until the warm-up call's first episode arrived)."""
     start = time.perf_counter()
-    arrivals, steps = [], []
-    for episode in collector.episodes(job, episode_seeds("practice", 0, episodes)):
-        arrivals.append(time.perf_counter())
-        steps.append(episode.length)
-    return sum(steps[1:]) / (arrivals[-1] - arrivals[0]), arrivals[0] - start
+    # Enough warm-up tasks to start every worker (a process pool starts its processes on demand).
+    warm = collector.episodes(job, episode_seeds("practice", 0, collector.capacity * collector.envs_per_worker))
+    next(warm)
+    first = time.perf_counter() - start
+    list(warm)
+    t = time.perf_counter()
+    steps = sum(e.length for e in collector.episodes(job, episode_seeds("practice", 1, episodes)))
+    return steps / (time.perf_counter() - t), first
+
+
+def learner_side_steps_per_s(spec: ActorSpec, env_id: str, envs: int, horizon: int, steps: int) -> float:
+    """The policy batched in this process over ``envs`` envs stepping in gymnasium ``AsyncVectorEnv`` processes."""
+    import gymnasium as gym
+
+    from automimic.policies import policy_from_payload
+    from automimic.rollout.chunking import ChunkRunner
+
+    vec = gym.vector.AsyncVectorEnv([lambda: make_env(env_id, horizon=horizon) for _ in range(envs)],
+                                    context="spawn", autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    runner = ChunkRunner(policy_from_payload(spec.payload), envs)
+    obs, _ = vec.reset(seed=0)
+    for _ in range(5):  # warm-up
+        obs, *_ = vec.step(runner.act(obs["state"]))
+    t = time.perf_counter()
+    for k in range(steps // envs):
+        obs, _, terminated, truncated, _ = vec.step(runner.act(obs["state"]))
+        if (terminated | truncated).any():  # full-horizon episodes all end together
+            obs, _ = vec.reset(seed=k)
+            for i in range(envs):
+                runner.reset(i, k)
+    rate = (steps // envs) * envs / (time.perf_counter() - t)
+    vec.close()
+    return rate
 
 
 def main() -> None:
     """Measure every row and print the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", nargs="+", default=["push-v3", "pick-place-v3"])
-    p.add_argument("--episodes", type=int, default=20, help="episodes per collector row")
+    p.add_argument("--episodes", type=int, default=32, help="episodes per timed collector call")
     p.add_argument("--horizon", type=int, default=200)
+    p.add_argument("--envs-per-worker", type=int, nargs="+", default=[1, 4, 8])
     p.add_argument("--no-ray", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -90,23 +122,32 @@ def main() -> None:
     for task in args.tasks:
         env_id = f"metaworld/{task}"
         bare = bare_steps_per_s(env_id, 20 * args.horizon, args.horizon)
-        rows.append((task, "bare stepping, random actions", 1, bare, None, None))
+        rows.append((task, "bare stepping, random actions", 1, "", bare, None, None))
 
         def job(actor: ActorSpec) -> RolloutJob:
             return RolloutJob(env_id, actor, {"horizon": args.horizon}, source="self", stop_on_success=False)
 
-        rate, first = timed(InProcess(), job(ActorSpec.expert(env_id)), args.episodes)
-        rows.append((task, "scripted expert", 1, rate, rate / bare, first))
+        with InProcess(1) as collector:
+            rate, first = timed(collector, job(ActorSpec.expert(env_id)), args.episodes)
+        rows.append((task, "scripted expert, in-process", 1, 1, rate, rate / bare, first))
         for name in ("mlp", "act"):
             spec = untrained_policy(name, env_id)
-            for label, collector, n in [("in-process", InProcess(), 1), ("2 local workers", LocalWorkers(2), 2)] + (
-                    [] if args.no_ray else [("2 Ray actors", RayWorkers(2), 2)]):
-                rate, first = timed(collector, job(spec), args.episodes)
-                rows.append((task, f"{name} practice, {label}", n, rate, rate / (bare * n), first))
-    print("| task | rollout | workers | env steps/s | vs bare x workers | first episode after (s) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for task, what, n, rate, frac, first in rows:
-        print(f"| {task} | {what} | {n} | {rate:.0f} | {'' if frac is None else f'{frac:.0%}'} | "
+            for m in args.envs_per_worker:
+                backends = [("in-process", lambda: InProcess(m), 1), ("2 local workers", lambda: LocalWorkers(2, m), 2)]
+                if not args.no_ray:
+                    backends.append(("2 Ray actors", lambda: RayWorkers(2, envs_per_worker=m), 2))
+                for label, make, n in backends:
+                    with make() as collector:
+                        rate, first = timed(collector, job(spec), args.episodes)
+                    rows.append((task, f"{name} practice, {label}", n, m, rate, rate / (bare * n), first))
+            for envs in (2, 8):
+                rate = learner_side_steps_per_s(spec, env_id, envs, args.horizon, 16 * args.horizon)
+                rows.append((task, f"{name} in the learner, {envs} envs in {envs} AsyncVectorEnv processes", 2, envs, rate,
+                             rate / (bare * 2), None))
+    print("| task | rollout | workers | envs per worker | env steps/s | vs bare x workers | first episode after (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for task, what, n, m, rate, frac, first in rows:
+        print(f"| {task} | {what} | {n} | {m} | {rate:.0f} | {'' if frac is None else f'{frac:.0%}'} | "
               f"{'' if first is None else f'{first:.1f}'} |")
     if ray_startup is not None:
         print(f"\nRay start-up: ray.init(num_cpus=2) {ray_startup:.1f} s (first actor's start is in its row)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -34,3 +35,19 @@ CHUNKED_CONFIGS = {
 def chunked(request):
     """``(name, policy_config)`` of each chunked policy class, small enough for a test."""
     return request.param, dict(CHUNKED_CONFIGS[request.param])
+
+
+@contextlib.contextmanager
+def ray_backend():
+    """Run the body with every collector on a local 2-CPU Ray instance (skips the test without Ray)."""
+    ray = pytest.importorskip("ray")
+    from automimic.rollout.collector import set_backend, start_ray_env
+
+    start_ray_env()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        set_backend("ray")
+        yield
+    finally:
+        set_backend("local")
+        ray.shutdown()

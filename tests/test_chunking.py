@@ -64,7 +64,7 @@ class _Recorder:
         self.seen: list[np.ndarray] = []
         self.image_keys = ()
 
-    def predict_chunk(self, obs, images=None, deterministic=True):
+    def predict_chunk(self, obs, images=None, deterministic=True, generators=None):
         self.seen.append(obs.copy())
         t0 = obs[:, -1, 0]  # the observation is the step index
         return np.stack([100 * t0 + t0 + j for j in range(self.chunk)], axis=1)[..., None].astype(np.float32)
@@ -93,11 +93,12 @@ def test_chunk_execution_runs_steps_actions_then_replans_per_slot():
     assert len(policy.seen) == 3 and policy.seen[0].shape == (2, 1, 1)  # one batched call for both slots
     runner.reset(1)
     runner.act(np.array([[50.0]], np.float32), slots=[1])  # slot 1 starts a new episode alone
-    assert policy.seen[-1].shape == (1, 1, 1) and policy.seen[-1][0, 0, 0] == 50
+    # The call is padded to the runner's two slots, so a row never sees a different batch size.
+    assert policy.seen[-1].shape == (2, 1, 1) and (policy.seen[-1][:, 0, 0] == 50).all()
 
 
 def test_single_step_policies_pass_straight_through():
     policy = SimpleNamespace(chunk=0, history=0, execution=("chunk", 1, 0.0),
-                             act=lambda obs, deterministic=True: obs * 2)
+                             act=lambda obs, deterministic=True, generators=None: obs * 2)
     runner = ChunkRunner(policy, slots=3)
     np.testing.assert_array_equal(runner.act(np.ones((3, 2), np.float32)), np.full((3, 2), 2.0))

@@ -72,11 +72,11 @@ def test_metaworld_rollout_reports_success_from_the_simulator():
     class Idle:
         name = "idle"
 
-        def reset(self, seed):
+        def reset(self, seed, slot=0):
             pass
 
-        def __call__(self, obs):
-            return np.zeros(4, dtype=np.float32)
+        def act(self, obs, slots):
+            return np.zeros((len(slots), 4), dtype=np.float32)
 
     idle = run_episode(make_env("metaworld/push-v3", horizon=30), Idle(), seed=5)
     assert not idle.success and idle.length == 30

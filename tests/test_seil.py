@@ -141,8 +141,7 @@ def test_one_round_with_a_chunked_policy_uses_chunked_rollouts_and_disagreement(
 
 @pytest.mark.slow
 def test_same_round_in_process_in_local_workers_and_on_ray(point_demos, tmp_path):
-    ray = pytest.importorskip("ray")
-    from automimic.rollout.collector import set_backend
+    from conftest import ray_backend
 
     def run(name: str, workers: int) -> list:
         rows = run_seil(small_config(point_demos, workers=workers), tmp_path / name, progress=False)
@@ -150,16 +149,8 @@ def test_same_round_in_process_in_local_workers_and_on_ray(point_demos, tmp_path
         return [(r.practice, r.successes, r.selected, r.success) for r in rows], [e.actions for e in episodes]
 
     here, local = run("here", 1), run("local", 2)
-    from automimic.rollout.collector import start_ray_env
-
-    start_ray_env()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        set_backend("ray")
+    with ray_backend():
         on_ray = run("ray", 2)
-    finally:
-        set_backend("local")
-        ray.shutdown()
     for other in (local, on_ray):
         assert other[0] == here[0]
         assert len(other[1]) == len(here[1]) and all(np.array_equal(a, b) for a, b in zip(other[1], here[1]))

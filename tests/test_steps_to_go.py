@@ -189,7 +189,7 @@ def test_config_refuses_a_policy_without_log_probabilities():
 
 
 def test_practice_never_reads_simulator_success(point_demos, tmp_path, monkeypatch):
-    from automimic.rollout import fleet
+    from automimic.algos import steps_to_go
 
     step = PointReachEnv.step
 
@@ -197,17 +197,17 @@ def test_practice_never_reads_simulator_success(point_demos, tmp_path, monkeypat
         obs, r, term, trunc, info = step(self, action)
         return obs, r, term, trunc, _GuardedInfo(info)
 
-    original = fleet.Fleet.rollouts
+    original = steps_to_go.practice_rollouts
 
-    def guarded_rollouts(self, *args, **kwargs):
+    def guarded_rollouts(*args, **kwargs):
         _GuardedInfo.guard = True
         try:
-            return original(self, *args, **kwargs)
+            return original(*args, **kwargs)
         finally:
             _GuardedInfo.guard = False
 
     monkeypatch.setattr(PointReachEnv, "step", guarded_step)
-    monkeypatch.setattr(fleet.Fleet, "rollouts", guarded_rollouts)
+    monkeypatch.setattr(steps_to_go, "practice_rollouts", guarded_rollouts)
     # The guard itself works: reading success while it is up raises.
     _GuardedInfo.guard = True
     with pytest.raises(AssertionError):
@@ -373,13 +373,32 @@ def test_diffusion_action_distribution_is_differentiable_and_matches_its_sample(
     policy.fit_normalizers(data)
     policy.practice_execution()
     obs = torch.randn(5, 2, 3)
-    latent = policy.practice_latent(5, torch.Generator().manual_seed(0))
+    latent = policy.practice_latent([torch.Generator().manual_seed(i) for i in range(5)])
     dist = policy.action_distribution(obs, latent)
     assert dist.mean.shape == (5, 2)
     # The same starting noise gives the same action again (what lets the update re-score a sample);
     # other noise gives another action.
     torch.testing.assert_close(policy.action_distribution(obs, latent).mean, dist.mean)
-    other = policy.practice_latent(5, torch.Generator().manual_seed(1))
+    other = policy.practice_latent([torch.Generator().manual_seed(10 + i) for i in range(5)])
     assert not torch.allclose(policy.action_distribution(obs, other).mean, dist.mean)
     dist.log_prob(torch.zeros(5, 2)).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.denoiser.parameters())
+
+
+@pytest.mark.slow
+def test_same_practice_in_process_in_local_workers_and_on_ray(point_demos, tmp_path):
+    from conftest import ray_backend
+
+    def run(name: str, workers: int):
+        cfg = _small_cfg(point_demos, workers=workers, iterations=2, eval_every=2)
+        rows = run_steps_to_go(cfg, tmp_path / name, progress=False)
+        weights = load_practised_policy(tmp_path / name).state_dict()
+        return [(r.episodes, r.env_steps, r.learned_success, r.mean_return, r.success) for r in rows], weights
+
+    here, local = run("here", 1), run("local", 2)
+    with ray_backend():
+        on_ray = run("ray", 2)
+    for rows, weights in (local, on_ray):
+        assert rows == here[0]
+        assert all(torch.equal(weights[k], v) for k, v in here[1].items())
+    assert here[0][-1][0] > 0  # practice really ran

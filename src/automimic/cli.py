@@ -34,12 +34,14 @@ def _fail(message: str) -> None:
 def main(backend: str = typer.Option("local", help="where rollouts run: local (in-process or --workers "
                                                    "processes) or ray (Ray actors)"),
          ray_address: Optional[str] = typer.Option(None, help="with --backend ray: 'auto' or HOST:PORT of a "
-                                                              "running cluster (default: start a local one)")) -> None:
+                                                              "running cluster (default: start a local one)"),
+         envs_per_worker: Optional[int] = typer.Option(None, help="envs each worker steps together, one batched "
+                                                                  "policy query per step (default 4)")) -> None:
     """Learn robot policies from a few demonstrations, then improve them in simulation."""
     from automimic.rollout.collector import set_backend
 
     try:
-        set_backend(backend, ray_address)
+        set_backend(backend, ray_address, envs_per_worker)
     except ValueError as err:
         _fail(str(err))
 

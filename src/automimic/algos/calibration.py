@@ -22,6 +22,7 @@ import numpy as np
 from automimic.algos.learned_reward import LearnedReward
 from automimic.policies import Policy
 from automimic.rollout.actors import ActorSpec
+from automimic.rollout.collector import Collector
 from automimic.rollout.workers import RolloutJob, run_episodes
 from automimic.seeding import episode_seeds
 
@@ -106,7 +107,7 @@ def default_tolerance(model: Policy) -> int:
     return int(np.ceil(cfg.max_steps / cfg.bins))
 
 
-def calibrate(model: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: int = 1,
+def calibrate(model: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: "int | Collector" = 1,
               action_noise: float = 0.0, horizon: int | None = None, tolerance: int | None = None) -> Calibration:
     """Roll the supervised ``model`` out on held-out ``calibrate`` seeds and pick ``s`` on them.
 

@@ -39,12 +39,17 @@ from automimic.algos.calibration import Calibration, calibrate, default_toleranc
 from automimic.algos.learned_reward import LearnedReward
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
+from automimic.data.episode import Episode
 from automimic.data.store import EpisodeStore
+from automimic.data.transitions import flatten_obs
+from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
 from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload, policy_payload
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
+from automimic.rollout.actors import ActorSpec
 from automimic.rollout.chunking import history_windows
-from automimic.rollout.fleet import Fleet, FleetEpisode
+from automimic.rollout.collector import Collector, make_collector
+from automimic.rollout.workers import RolloutJob
 from automimic.seeding import BLOCK, episode_seeds
 from automimic.training.loop import TrainConfig
 from automimic.training.run_dir import RunDir
@@ -70,7 +75,9 @@ class StepsToGoConfig:
         threshold: detector threshold ``s``; ``None`` calibrates it.
         calibrate_episodes: held-out SFT rollouts for calibration.
         calibrate_noise: action noise on those rollouts, so that some fail (ours: 0.3).
-        robots: simulated robots practising in lock-step (ours: 8).
+        robots: simulated robots each practice worker steps in lock-step, with one batched policy
+            query per step (ours: 8); ``workers × robots`` practise at once. Results depend on it
+            (it fixes the batch size of the policy query), not on ``workers`` or the backend.
         iterations: practice iterations.
         episode_budget: stop practice once this many practice episodes have been run (0: no cap);
             the last iteration then gathers fewer steps. For comparisons at equal practice budget.
@@ -95,7 +102,8 @@ class StepsToGoConfig:
         horizon: step budget per episode (0: the env's default).
         eval_every: evaluate on the eval seeds every this many iterations (and after the last).
         eval_episodes: evaluation episodes.
-        workers: worker processes for calibration and evaluation rollouts.
+        workers: workers (processes, or Ray actors with ``--backend ray``) for calibration,
+            practice and evaluation rollouts.
         seed: seeds everything.
     """
 
@@ -169,12 +177,13 @@ class IterationResult:
     precision: float | None
     recall: float | None
     seconds: float
+    dropped: int = 0
 
     def line(self) -> str:
         """The per-iteration progress line."""
         text = (f"iter {self.iteration}: env steps {self.env_steps}, practice episodes {self.episodes}, "
                 f"learned success {self.learned_success:.2f}, mean length {self.mean_length:.1f}, "
-                f"mean return {self.mean_return:.1f}")
+                f"mean return {self.mean_return:.1f}, dropped {self.dropped}")
         if self.success is not None:
             text += (f" | eval {self.success:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}], length {self.eval_length:.1f},"
                      f" detector P {self.precision:.2f} R {self.recall:.2f}")
@@ -258,19 +267,28 @@ def pace_baseline(d: np.ndarray, threshold: float, gamma: float) -> np.ndarray:
     return ((1.0 - gamma ** n) / (1.0 - gamma)).astype(np.float32)
 
 
-def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: float, horizon: int,
+def episode_states(episode: Episode, keys: tuple[str, ...]) -> np.ndarray:
+    """The flattened observations ``(T + 1, D)`` of an episode: the ``T`` acted on, then the final one."""
+    final = flatten_obs({k: v[None] for k, v in episode.final_obs.items()}, keys)
+    return np.concatenate([flatten_obs(episode.obs, keys), final])
+
+
+def practice_batch(episodes: list[Episode], reward: LearnedReward, gamma: float, horizon: int,
                    baseline: str = "none", terminal_zero: bool = True,
                    history: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Flatten practice episodes into (obs, normalised actions, scaled returns) and the mean episode return.
 
-    ``baseline="pace"`` subtracts :func:`pace_baseline` from each return before scaling. With
-    ``terminal_zero``, ``d`` of a state where the detector fired counts as 0. With ``history > 0``
-    the observations are each step's history window ``(N, history, D)``, as a chunked policy read them.
+    Each episode carries what the practising actor kept per step (``attrs["kept"]``) and whether the
+    detector ended it (``attrs["learned_success"]``). ``baseline="pace"`` subtracts
+    :func:`pace_baseline` from each return before scaling. With ``terminal_zero``, ``d`` of a state
+    where the detector fired counts as 0. With ``history > 0`` the observations are each step's
+    history window ``(N, history, D)``, as a chunked policy read them.
     """
     obs, acts, rets, totals = [], [], [], []
     for ep in episodes:
-        d = reward.steps_to_go(ep.obs)
-        if ep.stopped and terminal_zero:
+        states = episode_states(ep, reward.obs_keys)
+        d = reward.steps_to_go(states)
+        if ep.attrs["learned_success"] and terminal_zero:
             # The detector says this state is a success: zero steps to go, so crossing s pays what
             # was left. Without it, hovering just above s earns as much as finishing.
             d[-1] = 0.0
@@ -278,36 +296,49 @@ def practice_batch(episodes: list[FleetEpisode], reward: LearnedReward, gamma: f
         g = discounted_returns(r, gamma)
         if baseline == "pace":
             g = g - pace_baseline(d[:-1], reward.threshold, gamma)
-        obs.append(history_windows(ep.obs[:-1], history) if history > 0 else ep.obs[:-1])
-        acts.append(ep.kept)
+        obs.append(history_windows(states[:-1], history) if history > 0 else states[:-1])
+        acts.append(ep.attrs["kept"])
         rets.append(g / horizon)
         totals.append(float(r.sum()))
     return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(acts)),
             torch.as_tensor(np.concatenate(rets)), float(np.mean(totals)))
 
 
-def _sampler(policy: Policy, generator: torch.Generator,
-             min_std: float) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    @torch.no_grad()
-    def act(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Sampled with our own generator so a resumed run draws the same actions.
-        latent = policy.practice_latent(len(obs), generator)
-        dist = exploration_distribution(policy, torch.as_tensor(obs), min_std,
-                                        latent=latent if latent.shape[1] else None)
-        noise = torch.randn(dist.mean.shape, generator=generator)
-        a = dist.mean + dist.stddev * noise
-        # The update scores the raw sample; the env clips what it executes. Scoring the clipped
-        # action instead biases the gradient: with positive returns every sample past the bound
-        # lands on it, pulling the mean inward (measured: practice slowed down, 0.89 -> 0.10).
-        return policy.unnormalize_actions(a).numpy(), torch.cat([a, latent], dim=1).numpy()
+def practice_rollouts(collector: Collector, job: RolloutJob, seed: int, start: int, min_steps: int,
+                      max_episodes: int | None, expected_length: float, robots: int) -> tuple[list[Episode], int]:
+    """The practice episodes of one iteration and how many more were run and dropped.
 
-    return act
+    The iteration takes practice seeds from index ``start`` in order until their episodes hold
+    ``min_steps`` env steps (or ``max_episodes`` are taken): a rule on seeds alone, so every backend
+    and worker count takes the same episodes. Seeds are requested in batches sized from
+    ``expected_length`` (rounded up to whole multiples of ``robots``); episodes beyond the rule
+    come from the current weights but would be stale after the update, so they are dropped and
+    their seeds run again with the next weights.
+    """
+    taken: list[Episode] = []
+    steps = dropped = 0
+    index = start
+    while steps < min_steps and (max_episodes is None or len(taken) < max_episodes):
+        n = int(np.ceil((min_steps - steps) / max(expected_length, 1.0)))
+        n = int(np.ceil(n / robots)) * robots
+        if max_episodes is not None:
+            n = min(n, max_episodes - len(taken))
+        if index + n > BLOCK:
+            raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {seed}")
+        for ep in collector.episodes(job, episode_seeds("practice", seed, n, start=index)):
+            if steps >= min_steps or (max_episodes is not None and len(taken) >= max_episodes):
+                dropped += 1
+                continue
+            taken.append(ep)
+            steps += ep.length
+            index += 1
+    return taken, dropped
 
 
 def _evaluate(policy: Policy, reward: LearnedReward, cfg: StepsToGoConfig, env_id: str, calib_tolerance: int,
-              progress: bool) -> dict[str, float]:
+              progress: bool, collector: Collector) -> dict[str, float]:
     """True success on the eval seeds, and the detector's precision/recall on those episodes."""
-    result, episodes = evaluate_episodes(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=cfg.workers,
+    result, episodes = evaluate_episodes(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=collector,
                                          horizon=cfg.horizon or None, progress=progress)
     p, r = precision_recall([reward.episode_steps_to_go(e) for e in episodes], [e.success for e in episodes],
                             reward.threshold, calib_tolerance)
@@ -333,14 +364,14 @@ def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, progress: bool) -> Pol
                       seed=cfg.seed, steps_to_go=cfg.head, progress=progress)
 
 
-def _calibration(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy) -> Calibration:
+def _calibration(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collector: Collector) -> Calibration:
     path = out / "calibration.json"
     if path.exists():
         return Calibration.load(path)
     if cfg.threshold is not None:
         calib = Calibration(float(cfg.threshold), float("nan"), float("nan"), float("nan"), 0, 0, default_tolerance(sft))
     else:
-        calib = calibrate(sft, env_id, cfg.calibrate_episodes, seed=cfg.seed, workers=cfg.workers,
+        calib = calibrate(sft, env_id, cfg.calibrate_episodes, seed=cfg.seed, workers=collector,
                           action_noise=cfg.calibrate_noise, horizon=cfg.horizon or None)
     calib.save(path)
     _log(out, f"calibration: {calib.line()}")
@@ -357,7 +388,16 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
         raise ValueError(f"{cfg.data}: the store names no env; pass env_id")
     RunDir(out).write_config({"algo": "steps-to-go", **to_dict(cfg), "env_id": env_id})
     sft = _stage1(cfg, out, env_id, progress)
-    calib = _calibration(cfg, out, env_id, sft)
+    # One set of workers for calibration, practice and evaluation: they persist between iterations,
+    # and on Ray a second set would wait forever for CPUs the first holds.
+    with make_collector(cfg.workers, envs_per_worker=cfg.robots) as collector:
+        return _practise(cfg, out, env_id, sft, collector, progress, on_iteration, on_calibration)
+
+
+def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collector: Collector, progress: bool,
+              on_iteration: Callable[[IterationResult], None] | None,
+              on_calibration: Callable[[Calibration], None] | None) -> list[IterationResult]:
+    calib = _calibration(cfg, out, env_id, sft, collector)
     if on_calibration is not None:
         on_calibration(calib)
     reward = LearnedReward(sft, calib.threshold)
@@ -397,14 +437,18 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
 
     if not results:
         t0 = time.time()
-        row = IterationResult(0, 0, 0, 0.0, 0.0, 0.0, **_evaluate(policy, reward, cfg, env_id, calib.tolerance, progress),
+        row = IterationResult(0, 0, 0, 0.0, 0.0, 0.0, **_evaluate(policy, reward, cfg, env_id, calib.tolerance, progress,
+                                                                           collector),
                               seconds=time.time() - t0)
         results.append(row)
         save(results)
         if on_iteration is not None:
             on_iteration(row)
-    fleet = Fleet(env_id, cfg.robots, policy.obs_keys,
-                  {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})})
+    env_kwargs = {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})}
+    probe = make_env(env_id, **env_kwargs)
+    horizon = probe.horizon
+    bounds = (np.asarray(probe.action_space.low, dtype=np.float32), np.asarray(probe.action_space.high, dtype=np.float32))
+    probe.close()
     env_steps = results[-1].env_steps
     bar = tqdm(total=cfg.iterations, initial=len(results) - 1, desc="practice", unit="iter", disable=not progress)
     try:
@@ -413,14 +457,14 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
             if left is not None and left <= 0:
                 break
             t0 = time.time()
-            if next_episode + cfg.steps_per_iteration + cfg.robots > BLOCK:
-                raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {cfg.seed}")
-            seeds = iter(episode_seeds("practice", cfg.seed, BLOCK - next_episode, start=next_episode))
-            episodes = fleet.rollouts(seeds, cfg.steps_per_iteration, _sampler(policy, gen, cfg.min_std),
-                                      lambda next_obs: reward.success(reward.steps_to_go(next_obs)), left,
-                                      history=policy.history)
+            # The simulator's success is never read in practice: the learned detector ends episodes.
+            job = RolloutJob(env_id, ActorSpec.practice(policy, reward.model, reward.threshold, cfg.min_std),
+                             env_kwargs, source="self", stop_on_success=False, read_success=False)
+            expected = results[-1].mean_length or results[-1].eval_length or horizon
+            episodes, dropped = practice_rollouts(collector, job, cfg.seed, next_episode, cfg.steps_per_iteration,
+                                                  left, expected, cfg.workers * cfg.robots)
             next_episode += len(episodes)
-            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, fleet.horizon, cfg.baseline,
+            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, horizon, cfg.baseline,
                                                           cfg.terminal_zero, policy.history)
             current = obs if obs.dim() == 2 else obs[:, -1]  # the value baseline reads the current step
             if cfg.baseline == "batch":
@@ -430,16 +474,17 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
                 value.fit(current, rets, gen)
                 rets = advantages
             reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
-                             cfg.learn_std, fleet.action_bounds, cfg.bound_weight)
+                             cfg.learn_std, bounds, cfg.bound_weight)
             env_steps += len(obs)
             evaluation: dict[str, float | None] = dict.fromkeys(
                 ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
             last = it == cfg.iterations or (cfg.episode_budget and next_episode >= cfg.episode_budget)
             if it % cfg.eval_every == 0 or last:
-                evaluation = _evaluate(policy, reward, cfg, env_id, calib.tolerance, progress=False)
-            row = IterationResult(it, env_steps, len(episodes), float(np.mean([e.stopped for e in episodes])),
+                evaluation = _evaluate(policy, reward, cfg, env_id, calib.tolerance, False, collector)
+            row = IterationResult(it, env_steps, len(episodes),
+                                  float(np.mean([e.attrs["learned_success"] for e in episodes])),
                                   float(np.mean([e.length for e in episodes])), mean_return, **evaluation,
-                                  seconds=time.time() - t0)
+                                  seconds=time.time() - t0, dropped=dropped)
             results.append(row)
             save(results)
             bar.update(1)
@@ -447,7 +492,6 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
                 on_iteration(row)
     finally:
         bar.close()
-        fleet.close()
     return results
 
 

@@ -18,6 +18,7 @@ from automimic.evaluation.video import open_render_env, write_mp4
 from automimic.policies import Policy
 from automimic.rollout.actors import ActorSpec, PolicyActor
 from automimic.rollout.episode_runner import run_episode
+from automimic.rollout.collector import Collector
 from automimic.rollout.workers import RolloutJob, iter_episodes
 from automimic.seeding import episode_seeds
 
@@ -68,7 +69,7 @@ def summarize(env_id: str, seeds: Sequence[int], successes: Sequence[bool], leng
                       [bool(s) for s in successes], [int(x) for x in lengths])
 
 
-def evaluate(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: int = 1,
+def evaluate(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: "int | Collector" = 1,
              horizon: int | None = None, purpose: str = "eval", deterministic: bool = True,
              progress: bool = True) -> EvalResult:
     """Roll ``policy`` out from ``episodes`` evaluation start states, with its mean action by default.
@@ -81,7 +82,7 @@ def evaluate(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, 
                              purpose=purpose, deterministic=deterministic, progress=progress)[0]
 
 
-def evaluate_episodes(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: int = 1,
+def evaluate_episodes(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: "int | Collector" = 1,
                       horizon: int | None = None, purpose: str = "eval", deterministic: bool = True,
                       progress: bool = True) -> tuple[EvalResult, list[Episode]]:
     """:func:`evaluate`, also returning the episodes themselves (in seed order)."""

@@ -16,7 +16,7 @@ Padded chunk slots past an episode's end are masked out of the loss, as in the o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from torch import nn
 
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
-from automimic.policies.base import Policy, register_policy
+from automimic.policies.base import Policy, randn_rows, register_policy
 from automimic.policies.encoders import ObservationEncoder
 
 
@@ -162,13 +162,13 @@ class ACTPolicy(Policy):
 
     @torch.no_grad()
     def predict_chunk(self, obs: np.ndarray, images: dict[str, np.ndarray] | None = None,
-                      deterministic: bool = True) -> np.ndarray:
+                      deterministic: bool = True, generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
         """Chunks in env units; ``z = 0`` when deterministic, a prior draw otherwise."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32)
         images_t = {k: torch.as_tensor(v) for k, v in images.items()} if images else None
         z = torch.zeros(len(obs_t), self.config.latent_dim)
         if not deterministic:
-            z = torch.randn_like(z)
+            z = randn_rows(len(obs_t), (self.config.latent_dim,), generators)
         return self.unnormalize_actions(self._decode(self._memory(obs_t, images_t, z))).numpy()
 
     def action_distribution(self, obs: torch.Tensor,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -72,8 +72,13 @@ class Policy(nn.Module, abc.ABC):
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training losses for ``batch`` (``obs`` (B, D_obs), ``actions`` (B, D_act)); key ``loss`` is optimised."""
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions ``(B, D_act)`` in env units for flattened observations ``(B, D_obs)`` (single-step policies)."""
+    def act(self, obs: np.ndarray, deterministic: bool = True,
+            generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
+        """Actions ``(B, D_act)`` in env units for flattened observations ``(B, D_obs)`` (single-step policies).
+
+        ``generators`` (one per row) draw each row's randomness, so a row's action does not depend
+        on which other rows share the batch; without them the global torch RNG is used.
+        """
         raise ValueError(f"policy {self.name!r} acts through predict_chunk; roll it out with ChunkRunner")
 
     #: Observation steps a chunked policy reads (0: a single-step policy that acts through ``act``).
@@ -82,10 +87,11 @@ class Policy(nn.Module, abc.ABC):
     chunk: int = 0
 
     def predict_chunk(self, obs: np.ndarray, images: dict[str, np.ndarray] | None = None,
-                      deterministic: bool = True) -> np.ndarray:
+                      deterministic: bool = True, generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
         """Action chunks ``(B, chunk, D_act)`` in env units from histories ``(B, history, D_obs)``.
 
-        ``images`` maps camera keys to ``(B, history, H, W, C)`` uint8 (image policies only).
+        ``images`` maps camera keys to ``(B, history, H, W, C)`` uint8 (image policies only);
+        ``generators`` as in :meth:`act`.
         """
         raise ValueError(f"policy {self.name!r} is single-step; it acts through act()")
 
@@ -144,9 +150,10 @@ class Policy(nn.Module, abc.ABC):
         """
         raise ValueError(f"policy {self.name!r} has no action distribution (on-policy practice needs one)")
 
-    def practice_latent(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Randomness ``(n, L)`` that :meth:`action_distribution` conditions on (none, ``L = 0``, by default)."""
-        return torch.zeros(n, 0)
+    def practice_latent(self, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Randomness ``(n, L)``, one row per generator, that :meth:`action_distribution` conditions on
+        (none, ``L = 0``, by default)."""
+        return torch.zeros(len(generators), 0)
 
     def practice_execution(self) -> None:
         """Switch to the execution on-policy practice scores: one action per query (chunked policies).
@@ -174,6 +181,18 @@ class Policy(nn.Module, abc.ABC):
     def obs_keys(self) -> tuple[str, ...]:
         """Observation keys, in the order they are concatenated."""
         return tuple(self.config.obs_keys)
+
+
+def randn_rows(n: int, shape: tuple[int, ...], generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    """Standard normal draws ``(n, *shape)``: row ``i`` from ``generators[i]`` (global RNG without them).
+
+    Per-row generators make a batched rollout's randomness a function of each episode alone.
+    """
+    if generators is None:
+        return torch.randn(n, *shape)
+    if len(generators) != n:
+        raise ValueError(f"generators: expected one per row ({n}), got {len(generators)}")
+    return torch.stack([torch.randn(*shape, generator=g) for g in generators])
 
 
 def has_action_distribution(name: str) -> bool:
@@ -244,9 +263,15 @@ def policy_payload(policy: Policy) -> dict[str, Any]:
 
 
 def policy_from_payload(payload: dict[str, Any]) -> Policy:
-    """Inverse of :func:`policy_payload`."""
-    policy = build_policy(payload["policy"], payload["config"], payload["obs_dim"], payload["action_dim"],
-                          steps_to_go=payload.get("steps_to_go"))
+    """Inverse of :func:`policy_payload`. Leaves torch's global RNG where it was.
+
+    Building the modules draws initial weights that the payload then overwrites; without the fork
+    those draws would shift every later global draw (e.g. training noise) by whether a worker
+    happened to run in this process, and in-process runs would differ from worker-process runs.
+    """
+    with torch.random.fork_rng(devices=[]):
+        policy = build_policy(payload["policy"], payload["config"], payload["obs_dim"], payload["action_dim"],
+                              steps_to_go=payload.get("steps_to_go"))
     policy.load_state_dict(payload["state_dict"], strict=True)
     policy.eval()
     return policy

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from torch.nn import functional as F
 
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
-from automimic.policies.base import Policy, register_policy
+from automimic.policies.base import Policy, randn_rows, register_policy
 from automimic.policies.encoders import ObservationEncoder
 
 
@@ -203,7 +203,7 @@ class _Model(nn.Module):
 
 def ddim_sample(denoise_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], scheduler: Any,
                 noise: torch.Tensor, num_inference_steps: int, eta: float = 0.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
     """Run a DDIM ``scheduler`` from ``noise`` to a clean sample with ``denoise_fn(x_t, t) -> epsilon``."""
     scheduler.set_timesteps(num_inference_steps)
     x = noise
@@ -288,9 +288,9 @@ class DiffusionPolicy(Policy):
         mse = F.mse_loss(self.model.denoiser(noisy, t, cond), noise)
         return {"loss": mse, "mse": mse}
 
-    def practice_latent(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """The DDIM starting noise ``(n, chunk * A)`` of each practice query."""
-        return torch.randn(n, self.chunk * self.action_dim, generator=generator)
+    def practice_latent(self, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """The DDIM starting noise ``(n, chunk * A)`` of each practice query, one row per generator."""
+        return randn_rows(len(generators), (self.chunk * self.action_dim,), generators)
 
     def action_distribution(self, obs: torch.Tensor,
                             latent: torch.Tensor | None = None) -> torch.distributions.Distribution:
@@ -316,13 +316,14 @@ class DiffusionPolicy(Policy):
 
     @torch.no_grad()
     def predict_chunk(self, obs: np.ndarray, images: dict[str, np.ndarray] | None = None,
-                      deterministic: bool = True) -> np.ndarray:
+                      deterministic: bool = True, generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
         """Action chunks ``(B, chunk, A)`` in env units by DDIM from histories ``(B, history, D)``."""
         model = self.ema if self.config.use_ema_for_inference else self.model
         obs_t = torch.as_tensor(obs, dtype=torch.float32)
         images_t = {k: torch.as_tensor(v) for k, v in images.items()} if images else None
         cond = model.condition(obs_t, images_t)
-        noise = torch.randn(len(obs_t), self.chunk, self.action_dim)
+        noise = randn_rows(len(obs_t), (self.chunk, self.action_dim), generators)
         x = ddim_sample(lambda x, t: model.denoiser(x, t, cond), self.sample_scheduler, noise,
-                        self.config.num_inference_steps, 0.0 if deterministic else self.config.ddim_eta)
+                        self.config.num_inference_steps, 0.0 if deterministic else self.config.ddim_eta,
+                        list(generators) if generators is not None else None)
         return self.unnormalize_actions(x).numpy()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from torch import nn
 
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
-from automimic.policies.base import Policy, register_policy
+from automimic.policies.base import Policy, randn_rows, register_policy
 
 
 @dataclass
@@ -121,9 +121,10 @@ class MLPPolicy(Policy):
         return self.action_distribution(obs).log_prob(self.action_norm(actions))
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def act(self, obs: np.ndarray, deterministic: bool = True,
+            generators: Sequence[torch.Generator] | None = None) -> np.ndarray:
         """Actions in env units for ``obs`` ``(B, D_obs)``; samples the Gaussian when not deterministic."""
         mean, log_std = self._forward(torch.as_tensor(obs, dtype=torch.float32))
         if log_std is not None and not deterministic:
-            mean = mean + log_std.exp() * torch.randn_like(mean)
+            mean = mean + log_std.exp() * randn_rows(len(mean), mean.shape[1:], generators)
         return self.action_norm.unnormalize(mean).numpy()

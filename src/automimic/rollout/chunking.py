@@ -14,6 +14,7 @@ from collections import deque
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from automimic.policies import Policy
 
@@ -53,6 +54,13 @@ class _Slot:
 class ChunkRunner:
     """Turns a policy into one action per env per step, for ``slots`` envs stepping together.
 
+    Every policy call has exactly ``slots`` rows (rows of slots that need no query are filled with
+    a copy), and every slot draws its randomness from its own generator, seeded by :meth:`reset`.
+    Measured here, a row's output of torch's CPU kernels differs in the last bits between batch
+    sizes (1 vs 2+) but not between positions or neighbours at one batch size; fixed-size calls
+    therefore make an episode a function of its seed alone, whichever slot or worker runs it and
+    whatever runs beside it.
+
     Args:
         policy: any policy.
         slots: how many envs share this runner (one per env).
@@ -64,10 +72,13 @@ class ChunkRunner:
         self.deterministic = deterministic
         self.mode, self.steps, self.k = policy.execution
         self._slots = [_Slot(policy.history) for _ in range(slots)]
+        self._generators = [torch.Generator() for _ in range(slots)]
+        self._scratch = torch.Generator()  # padding rows draw from it; their outputs are dropped
 
-    def reset(self, slot: int = 0) -> None:
-        """Forget slot ``slot``'s history, queue and predictions (a new episode starts there)."""
+    def reset(self, slot: int = 0, seed: int = 0) -> None:
+        """Start a new episode in ``slot``: forget its history, queue and predictions, seed its sampling."""
         self._slots[slot] = _Slot(self.policy.history)
+        self._generators[slot].manual_seed(seed)
 
     def act(self, obs: np.ndarray, images: dict[str, np.ndarray] | None = None,
             slots: Sequence[int] | None = None) -> np.ndarray:
@@ -77,7 +88,10 @@ class ChunkRunner:
         """
         slots = list(range(len(obs))) if slots is None else list(slots)
         if self.policy.chunk <= 0:
-            return self.policy.act(obs, deterministic=self.deterministic)
+            rows = self._padded(list(range(len(slots))))
+            src = [j if j >= 0 else 0 for j in rows]
+            gens = self._row_generators([slots[j] if j >= 0 else -1 for j in rows])
+            return self.policy.act(obs[src], deterministic=self.deterministic, generators=gens)[: len(slots)]
         images = images or {}
         for j, s in enumerate(slots):
             slot = self._slots[s]
@@ -86,10 +100,13 @@ class ChunkRunner:
                 _push(slot.images.setdefault(key, deque(maxlen=max(1, self.policy.history))), frames[j])
         need = [j for j, s in enumerate(slots) if self.mode == "ensemble" or not self._slots[s].queue]
         if need:
-            hist = np.stack([np.stack(self._slots[slots[j]].obs) for j in need])
-            hist_images = {key: np.stack([np.stack(self._slots[slots[j]].images[key]) for j in need])
-                           for key in images}
-            chunks = self.policy.predict_chunk(hist, hist_images or None, deterministic=self.deterministic)
+            rows = self._padded(need)
+            src = [self._slots[slots[j if j >= 0 else need[0]]] for j in rows]
+            hist = np.stack([np.stack(slot.obs) for slot in src])
+            hist_images = {key: np.stack([np.stack(slot.images[key]) for slot in src]) for key in images}
+            gens = self._row_generators([slots[j] if j >= 0 else -1 for j in rows])
+            chunks = self.policy.predict_chunk(hist, hist_images or None, deterministic=self.deterministic,
+                                               generators=gens)
             for j, chunk in zip(need, chunks):
                 slot = self._slots[slots[j]]
                 if self.mode == "ensemble":
@@ -108,6 +125,13 @@ class ChunkRunner:
                 actions.append(slot.queue.popleft())
             slot.t += 1
         return np.stack(actions).astype(np.float32)
+
+    def _padded(self, rows: list[int]) -> list[int]:
+        # -1 marks a padding row: it repeats the first real row and its output is dropped.
+        return rows + [-1] * (len(self._slots) - len(rows))
+
+    def _row_generators(self, slots: list[int]) -> list[torch.Generator]:
+        return [self._generators[s] if s >= 0 else self._scratch for s in slots]
 
 
 def _push(history: deque, value: np.ndarray) -> None:

@@ -1,25 +1,35 @@
-"""Rollout jobs and what a worker does with one: build the env and actor once, then run seeds.
+"""Rollout jobs and what a worker does with them: keep envs and an actor, run a batch of seeds lock-step.
 
-Results come back in the order of the seeds whatever the number of workers, and each episode is
-a function of its seed alone, so ``--workers 1`` and ``--workers 4`` give the same episodes.
-Workers are started with ``spawn``: forking a process that has already run torch's thread pool
-can deadlock. Scheduling, retries and dead workers are :mod:`automimic.rollout.collector`'s job.
+A worker (this process for the in-process backend, a spawned process or a Ray actor otherwise)
+holds ``envs_per_worker`` envs and one actor for them; it rebuilds the envs only when a task names
+a different env setting, and the actor only when the weights version changes. Each episode is a
+function of its seed alone (see :class:`~automimic.rollout.chunking.ChunkRunner`), so the number
+of workers and the backend do not change the episodes. Workers are started with ``spawn``: forking
+a process that has already run torch's thread pool can deadlock. Scheduling, weights shipping,
+retries and dead workers are :mod:`automimic.rollout.collector`'s job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from automimic.data.episode import Episode
 from automimic.envs import make_env
 from automimic.rollout.actors import ActorSpec
-from automimic.rollout.episode_runner import run_episode
+from automimic.rollout.episode_runner import FailedSeed, run_lockstep
+
+if TYPE_CHECKING:
+    from automimic.rollout.collector import Collector
 
 
 @dataclass(frozen=True)
 class RolloutJob:
-    """What every worker needs: which env, which actor, and how episodes are labelled."""
+    """What every worker needs: which env, which actor, and how episodes are labelled.
+
+    ``read_success=False`` runs without reading the simulator's success at all (practice with a
+    learned detector).
+    """
 
     env_id: str
     actor: ActorSpec
@@ -27,66 +37,120 @@ class RolloutJob:
     source: str = "expert"
     round: int = 0
     stop_on_success: bool = True
+    read_success: bool = True
 
 
-_worker_state: dict[str, Any] = {}
+@dataclass(frozen=True, eq=False)  # identity-hashed: a task is also its own handle in-process
+class Task:
+    """One unit of work: the job without its weights, the weights' version and where to get them."""
+
+    job: RolloutJob
+    version: int
+    weights: Any  # the payload itself, a file path, or a Ray object reference in a list
+    seeds: tuple[int, ...]
 
 
-def _init_worker(job: RolloutJob, pooled: bool = True) -> None:
-    if pooled:
-        import torch
+class Worker:
+    """Envs and an actor kept between tasks.
 
-        torch.set_num_threads(1)  # one core per worker: the pool provides the parallelism
-    _worker_state["job"] = job
-    _worker_state["env"] = make_env(job.env_id, **{**job.actor.env_kwargs(), **job.env_kwargs})
-    _worker_state["actor"] = job.actor.build()
+    Args:
+        slots: envs stepping together (``envs_per_worker``).
+        load: turns a task's ``weights`` into the payload (e.g. reads a file once per version).
+    """
+
+    def __init__(self, slots: int, load: Callable[[Any], Any] | None = None) -> None:
+        self.slots = slots
+        self.load = load or (lambda weights: weights)
+        self.envs: list = []
+        self._env_key: Any = None
+        self._actor_key: Any = None
+        self._kwargs: dict[str, Any] = {}
+        self.actor = None
+
+    def _env_kwargs(self, job: RolloutJob, payload: Any) -> dict[str, Any]:
+        policy_config = None
+        if payload is not None:
+            policy_config = (payload["policy"] if job.actor.kind == "practice" else payload)["config"]
+        return {**job.actor.env_kwargs(policy_config or {}), **job.env_kwargs}
+
+    def prepare(self, task: Task) -> None:
+        """Build the envs and the actor this task needs, reusing what the last task left."""
+        if self._actor_key == (task.job.actor, task.version):
+            return
+        payload = self.load(task.weights) if task.weights is not None else None
+        kwargs = self._env_kwargs(task.job, payload)
+        env_key = (task.job.env_id, repr(sorted(kwargs.items())))
+        if env_key != self._env_key:
+            self.close()
+            self.envs = [make_env(task.job.env_id, **kwargs) for _ in range(self.slots)]
+            self._env_key, self._kwargs = env_key, kwargs
+        self.actor = task.job.actor.build(payload, self.slots)
+        self._actor_key = (task.job.actor, task.version)
+
+    def run(self, task: Task) -> Iterator[Episode | FailedSeed]:
+        """Yield the task's episodes (each tagged with ``attrs["weights_version"]``) and failed seeds."""
+        self.prepare(task)
+        job = task.job
+        return run_lockstep(self.envs, self.actor, task.seeds, source=job.source, round=job.round,
+                            stop_on_success=job.stop_on_success, read_success=job.read_success,
+                            rebuild_env=lambda slot: make_env(job.env_id, **self._kwargs),
+                            attrs={"weights_version": task.version})
+
+    def run_all(self, task: Task) -> tuple[list[Episode], list[FailedSeed]]:
+        """:meth:`run` collected: the finished episodes and the failed seeds."""
+        episodes, failed = [], []
+        for item in self.run(task):
+            (failed if isinstance(item, FailedSeed) else episodes).append(item)
+        return episodes, failed
+
+    def close(self) -> None:
+        """Close the envs."""
+        for env in self.envs:
+            env.close()
+        self.envs = []
+        self._env_key = self._actor_key = None
 
 
-def _run_one(seed: int) -> Episode:
-    job: RolloutJob = _worker_state["job"]
-    return run_episode(_worker_state["env"], _worker_state["actor"], seed, source=job.source, round=job.round,
-                       stop_on_success=job.stop_on_success)
+_process_worker: dict[str, Worker] = {}
 
 
-def _rebuild_env() -> None:
-    """Replace this worker's env and actor: after the simulator raised, its state cannot be trusted."""
-    job: RolloutJob = _worker_state["job"]
-    try:
-        _worker_state["env"].close()
-    except Exception:  # noqa: BLE001 - a broken simulator may fail to close too
-        pass
-    _worker_state["env"] = make_env(job.env_id, **{**job.actor.env_kwargs(), **job.env_kwargs})
-    _worker_state["actor"] = job.actor.build()
+def init_process_worker(slots: int) -> None:
+    """Initialiser of a spawned pool process: one torch thread (the pool is the parallelism), one Worker."""
+    import torch
+
+    torch.set_num_threads(1)
+    _process_worker["worker"] = Worker(slots, load=_load_weights_file)
 
 
-def _run_one_guarded(seed: int) -> Episode:
-    """:func:`_run_one` in a pool worker: on an error, rebuild the env before reporting it."""
-    try:
-        return _run_one(seed)
-    except Exception:
-        _rebuild_env()
-        raise
+def run_in_process_worker(task: Task) -> tuple[list[Episode], list[tuple[int, str]]]:
+    """Run ``task`` in this pool process; failed seeds come back as ``(seed, error text)``."""
+    episodes, failed = _process_worker["worker"].run_all(task)
+    return episodes, [(f.seed, f"{type(f.error).__name__}: {f.error}") for f in failed]
 
 
-def _close_worker() -> None:
-    env = _worker_state.get("env")
-    if env is not None:
-        env.close()
-    _worker_state.clear()
+def _load_weights_file(path: str) -> Any:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def iter_episodes(job: RolloutJob, seeds: Sequence[int], workers: int = 1) -> Iterator[Episode]:
-    """Yield one episode per seed, in seed order, using ``workers`` processes (1 = in-process).
+def iter_episodes(job: RolloutJob, seeds: Sequence[int], workers: "int | Collector" = 1) -> Iterator[Episode]:
+    """Yield one episode per seed, in seed order, using ``workers`` workers of the chosen backend.
 
     A thin front for :func:`automimic.rollout.collector.make_collector`, which also survives
-    simulator errors and dead workers.
+    simulator errors and dead workers. ``workers`` may also be a running collector, which is then
+    used and left open (a run that rolls out again and again keeps its workers).
     """
-    from automimic.rollout.collector import make_collector
+    from automimic.rollout.collector import Collector, make_collector
 
-    yield from make_collector(workers).episodes(job, seeds)
+    if isinstance(workers, Collector):
+        yield from workers.episodes(job, seeds)
+        return
+    with make_collector(workers) as collector:
+        yield from collector.episodes(job, seeds)
 
 
-def run_episodes(job: RolloutJob, seeds: Sequence[int], workers: int = 1,
+def run_episodes(job: RolloutJob, seeds: Sequence[int], workers: "int | Collector" = 1,
                  on_episode: Callable[[Episode], None] | None = None) -> list[Episode]:
     """Collect the episodes of :func:`iter_episodes` into a list, calling ``on_episode`` on each."""
     episodes = []
