@@ -402,3 +402,25 @@ def test_same_practice_in_process_in_local_workers_and_on_ray(point_demos, tmp_p
         assert rows == here[0]
         assert all(torch.equal(weights[k], v) for k, v in here[1].items())
     assert here[0][-1][0] > 0  # practice really ran
+
+
+def test_ppo_update_option_practises_with_the_shared_ppo_core(point_demos, tmp_path, monkeypatch):
+    from automimic.algos import ppo, steps_to_go
+    from automimic.algos.ppo import PPOConfig
+
+    calls = []
+    update = steps_to_go.ppo_update
+
+    def spy(*args, **kwargs):
+        stats = update(*args, **kwargs)
+        calls.append(stats)
+        return stats
+
+    monkeypatch.setattr(steps_to_go, "ppo_update", spy)
+    cfg = _small_cfg(point_demos, update="ppo", ppo=PPOConfig(epochs=2), iterations=1)
+    results = run_steps_to_go(cfg, tmp_path / "run", progress=False)
+    assert [r.iteration for r in results] == [0, 1] and results[-1].success is not None
+    assert len(calls) == 1 and calls[0].epochs >= 1 and np.isfinite(calls[0].approx_kl)
+    assert steps_to_go.ppo_update is spy and ppo.ppo_update is update  # one implementation, not a copy
+    with pytest.raises(ValueError, match="update=ppo needs baseline=value"):
+        _small_cfg(point_demos, update="ppo", baseline="none")

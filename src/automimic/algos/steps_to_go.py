@@ -37,6 +37,7 @@ from tqdm import tqdm
 from automimic.algos.bc import fit_policy, select_episodes
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.learned_reward import LearnedReward
+from automimic.algos.ppo import PPOConfig, gae, ppo_update
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -85,6 +86,10 @@ class StepsToGoConfig:
         minibatch: REINFORCE minibatch (reference: 64); one pass over the iteration's steps.
         gamma: discount of the learned reward (reference: 0.9).
         lr: Adam learning rate of practice (ours: 3e-5; 1e-4 collapsed on point/reach).
+        update: ``reinforce`` (the public reference's update, the default) or ``ppo``: the clipped
+            PPO update of :mod:`automimic.algos.ppo` on GAE advantages of the learned reward, with
+            the value baseline as its critic (needs ``baseline="value"``).
+        ppo: PPO's settings when ``update="ppo"`` (the discount is ``gamma``).
         baseline: ``value`` (ours, the default: minus a learned state value); ``none`` (the public
             reference: plain REINFORCE); ``batch``: returns standardised over the iteration's
             steps; ``pace``: minus :func:`pace_baseline`, the return of keeping the demos' pace.
@@ -124,6 +129,8 @@ class StepsToGoConfig:
     minibatch: int = 64
     gamma: float = 0.9
     lr: float = 3e-5
+    update: str = "reinforce"
+    ppo: PPOConfig = field(default_factory=PPOConfig)
     baseline: str = "value"
     min_std: float = 0.1
     learn_std: bool = False
@@ -154,6 +161,10 @@ class StepsToGoConfig:
                              "image policies are not supported yet")
         if self.policy != "mlp" and self.min_std <= 0:
             raise ValueError(f"min_std must be > 0 for policy {self.policy!r}: it learns no action std to explore with")
+        if self.update not in ("reinforce", "ppo"):
+            raise ValueError(f"update must be 'reinforce' or 'ppo', got {self.update!r}")
+        if self.update == "ppo" and self.baseline != "value":
+            raise ValueError("update=ppo needs baseline=value: the value baseline is PPO's critic")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         if not 0.0 <= self.gamma <= 1.0:
@@ -302,6 +313,32 @@ def practice_batch(episodes: list[Episode], reward: LearnedReward, gamma: float,
         totals.append(float(r.sum()))
     return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(acts)),
             torch.as_tensor(np.concatenate(rets)), float(np.mean(totals)))
+
+
+def ppo_batch(episodes: list[Episode], reward: LearnedReward, value: ValueBaseline, gamma: float, lam: float,
+              horizon: int, terminal_zero: bool = True,
+              history: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """(obs, kept actions, GAE advantages, value targets, mean episode return) of practice episodes for PPO.
+
+    Rewards are the learned progress scaled by 1/horizon, as for REINFORCE; an episode the detector
+    ended is a true end (nothing after it), any other was cut and is bootstrapped with ``V``.
+    """
+    obs, acts, advs, rets, totals = [], [], [], [], []
+    for ep in episodes:
+        states = episode_states(ep, reward.obs_keys)
+        d = reward.steps_to_go(states)
+        if ep.attrs["learned_success"] and terminal_zero:
+            d[-1] = 0.0
+        r = reward.rewards(d)
+        v = value(torch.as_tensor(states)).numpy()
+        adv, ret = gae(r / horizon, v[:-1], float(v[-1]), gamma, lam, terminal=bool(ep.attrs["learned_success"]))
+        obs.append(history_windows(states[:-1], history) if history > 0 else states[:-1])
+        acts.append(ep.attrs["kept"])
+        advs.append(adv)
+        rets.append(ret)
+        totals.append(float(r.sum()))
+    return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(acts)),
+            torch.as_tensor(np.concatenate(advs)), torch.as_tensor(np.concatenate(rets)), float(np.mean(totals)))
 
 
 def practice_rollouts(collector: Collector, job: RolloutJob, seed: int, start: int, min_steps: int,
@@ -464,17 +501,23 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collect
             episodes, dropped = practice_rollouts(collector, job, cfg.seed, next_episode, cfg.steps_per_iteration,
                                                   left, expected, cfg.workers * cfg.robots)
             next_episode += len(episodes)
-            obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, horizon, cfg.baseline,
-                                                          cfg.terminal_zero, policy.history)
-            current = obs if obs.dim() == 2 else obs[:, -1]  # the value baseline reads the current step
-            if cfg.baseline == "batch":
-                rets = (rets - rets.mean()) / (rets.std() + 1e-8)
-            elif value is not None:
-                advantages = rets - value(current)  # V has not seen this iteration's returns yet
-                value.fit(current, rets, gen)
-                rets = advantages
-            reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
-                             cfg.learn_std, bounds, cfg.bound_weight)
+            if cfg.update == "ppo":
+                obs, acts, advantages, targets, mean_return = ppo_batch(
+                    episodes, reward, value, cfg.gamma, cfg.ppo.gae_lambda, horizon, cfg.terminal_zero, policy.history)
+                ppo_update(policy, opt, obs, acts, advantages, cfg.ppo, gen, cfg.min_std, cfg.learn_std)
+                value.fit(obs if obs.dim() == 2 else obs[:, -1], targets, gen)
+            else:
+                obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, horizon, cfg.baseline,
+                                                              cfg.terminal_zero, policy.history)
+                current = obs if obs.dim() == 2 else obs[:, -1]  # the value baseline reads the current step
+                if cfg.baseline == "batch":
+                    rets = (rets - rets.mean()) / (rets.std() + 1e-8)
+                elif value is not None:
+                    advantages = rets - value(current)  # V has not seen this iteration's returns yet
+                    value.fit(current, rets, gen)
+                    rets = advantages
+                reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
+                                 cfg.learn_std, bounds, cfg.bound_weight)
             env_steps += len(obs)
             evaluation: dict[str, float | None] = dict.fromkeys(
                 ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
