@@ -284,6 +284,17 @@ def episode_states(episode: Episode, keys: tuple[str, ...]) -> np.ndarray:
     return np.concatenate([flatten_obs(episode.obs, keys), final])
 
 
+def _progress(ep: Episode, reward: LearnedReward, terminal_zero: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flattened states, ``d`` at each, learned rewards) of one practice episode."""
+    states = episode_states(ep, reward.obs_keys)
+    d = reward.steps_to_go(states)
+    if ep.attrs["learned_success"] and terminal_zero:
+        # The detector says this state is a success: zero steps to go, so crossing s pays what
+        # was left. Without it, hovering just above s earns as much as finishing.
+        d[-1] = 0.0
+    return states, d, reward.rewards(d)
+
+
 def practice_batch(episodes: list[Episode], reward: LearnedReward, gamma: float, horizon: int,
                    baseline: str = "none", terminal_zero: bool = True,
                    history: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -297,13 +308,7 @@ def practice_batch(episodes: list[Episode], reward: LearnedReward, gamma: float,
     """
     obs, acts, rets, totals = [], [], [], []
     for ep in episodes:
-        states = episode_states(ep, reward.obs_keys)
-        d = reward.steps_to_go(states)
-        if ep.attrs["learned_success"] and terminal_zero:
-            # The detector says this state is a success: zero steps to go, so crossing s pays what
-            # was left. Without it, hovering just above s earns as much as finishing.
-            d[-1] = 0.0
-        r = reward.rewards(d)
+        states, d, r = _progress(ep, reward, terminal_zero)
         g = discounted_returns(r, gamma)
         if baseline == "pace":
             g = g - pace_baseline(d[:-1], reward.threshold, gamma)
@@ -325,11 +330,7 @@ def ppo_batch(episodes: list[Episode], reward: LearnedReward, value: ValueBaseli
     """
     obs, acts, advs, rets, totals = [], [], [], [], []
     for ep in episodes:
-        states = episode_states(ep, reward.obs_keys)
-        d = reward.steps_to_go(states)
-        if ep.attrs["learned_success"] and terminal_zero:
-            d[-1] = 0.0
-        r = reward.rewards(d)
+        states, _, r = _progress(ep, reward, terminal_zero)
         v = value(torch.as_tensor(states)).numpy()
         adv, ret = gae(r / horizon, v[:-1], float(v[-1]), gamma, lam, terminal=bool(ep.attrs["learned_success"]))
         obs.append(history_windows(states[:-1], history) if history > 0 else states[:-1])
