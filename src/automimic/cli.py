@@ -123,6 +123,29 @@ def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
     console.print(f"trained: {out}/checkpoints/best.pt (last: {out}/checkpoints/last.pt)", highlight=False)
 
 
+@train_app.command("dagger")
+def train_dagger_cmd(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
+                     out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                     env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+                     rounds: int = typer.Option(4, min=0, help="DAgger rounds after the BC round"),
+                     config: Optional[Path] = typer.Option(None, help="YAML file of DAggerConfig fields"),
+                     set_: list[str] = typer.Option([], "--set", help="override, e.g. --set beta_schedule=exponential"),
+                     seed: int = typer.Option(0)) -> None:
+    """DAgger: roll out the learner, let the expert label what it visits, aggregate, retrain; one line per round."""
+    from automimic.algos.dagger import DAggerConfig, run_dagger
+    from automimic.config import load_config
+    from automimic.data.store import StoreError
+
+    try:
+        cfg = load_config(DAggerConfig, config,
+                          [f"data={data}", f"rounds={rounds}", f"seed={seed}", *([f"env_id={env}"] if env else []),
+                           *set_])
+        run_dagger(cfg, out, on_round=lambda row: console.print(row.line(), highlight=False))
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"trained: {out}/round_<last>/checkpoints/last.pt", highlight=False)
+
+
 @improve_app.command("seil")
 def improve_seil(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
                  out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
@@ -151,7 +174,7 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
                         out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
                         env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
                         iterations: int = typer.Option(20, min=0, help="practice iterations"),
-                        robots: int = typer.Option(8, min=1, help="simulated robots practising together"),
+                        robots: int = typer.Option(8, min=1, help="simulated robots each worker steps together"),
                         config: Optional[Path] = typer.Option(None, help="YAML file of StepsToGoConfig fields"),
                         set_: list[str] = typer.Option([], "--set", help="override, e.g. --set gamma=0.95"),
                         seed: int = typer.Option(0)) -> None:

@@ -131,3 +131,24 @@ def load_run_policy(out: str | Path, which: str = "best") -> Policy:
     if not path.exists():
         raise FileNotFoundError(f"{out}: no {which} checkpoint ({path}); has training run?")
     return load_policy(path)
+
+
+def start_round_store(data: str, env_id: str, demos: int, out: Path, generated: str,
+                      config: dict[str, Any]) -> tuple[str, EpisodeStore]:
+    """The env id and ``out/episodes.h5`` of a round-based run (SEIL, DAgger), with the demos copied in.
+
+    Writes ``config`` (plus the resolved env id) as the run's config. Episodes of source
+    ``generated`` are the run's own; a copy of the demos cut short by a kill is completed, never
+    repeated.
+    """
+    source = EpisodeStore(data)
+    env_id = env_id or source.env_id() or ""
+    if not env_id:
+        raise ValueError(f"{data}: the store names no env; pass env_id")
+    RunDir(out).write_config({**config, "env_id": env_id})
+    existed = (out / "episodes.h5").exists()
+    store = EpisodeStore(out / "episodes.h5", env_id=env_id)
+    copied = sum(1 for i in store.index() if i.source != generated) if existed else 0
+    for ep in select_episodes([e for e in source.episodes() if e.success], demos)[copied:]:
+        store.append(ep)
+    return env_id, store

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from automimic.algos.bc import fit_policy, select_episodes
+from automimic.algos.bc import fit_policy, start_round_store
 from automimic.algos.selectors import make_candidates, select, selector_names, start_features
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -171,16 +171,7 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
              on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
     """Run (or resume) SEIL into ``out``; returns one :class:`RoundResult` per round, round 0 = BC."""
     out = Path(out)
-    source = EpisodeStore(cfg.data)
-    env_id = cfg.env_id or source.env_id() or ""
-    if not env_id:
-        raise ValueError(f"{cfg.data}: the store names no env; pass env_id")
-    RunDir(out).write_config({"algo": "seil", **to_dict(cfg), "env_id": env_id})
-    store = EpisodeStore(out / "episodes.h5", env_id=env_id)
-    # Copy the expert demos in; a copy cut short by a kill is completed, never repeated.
-    copied = sum(1 for i in store.index() if i.source != "self") if (out / "episodes.h5").exists() else 0
-    for ep in select_episodes([e for e in source.episodes() if e.success], cfg.demos)[copied:]:
-        store.append(ep)
+    env_id, store = start_round_store(cfg.data, cfg.env_id, cfg.demos, out, "self", {"algo": "seil", **to_dict(cfg)})
     results = _finished_rounds(out)
     for r in range(len(results), cfg.rounds + 1):
         if cfg.patience and rounds_without_gain(results) >= cfg.patience:

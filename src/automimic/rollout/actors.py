@@ -155,16 +155,58 @@ class PracticeActor:
         return np.stack(self._kept[slot])
 
 
+class DAggerActor:
+    """DAgger's mixture: per step, the expert's action with probability ``beta``, else the learner's.
+
+    Every visited state is labelled with the expert's action (:meth:`kept`), whoever acted. The
+    coin is seeded per episode.
+
+    Args:
+        learner: the policy being trained.
+        env_id: whose scripted expert labels.
+        beta: probability of executing the expert's action.
+        slots: envs driven together.
+    """
+
+    def __init__(self, learner: Policy, env_id: str, beta: float, slots: int = 1) -> None:
+        self.name = f"dagger:beta={beta:g}"
+        self.beta = beta
+        self._learner = PolicyActor(learner, "learner", slots=slots)
+        self._expert = ExpertActor(env_id, slots)
+        self._rngs = [np.random.default_rng(0) for _ in range(slots)]
+        self._labels: list[list[np.ndarray]] = [[] for _ in range(slots)]
+
+    def reset(self, seed: int, slot: int = 0) -> None:
+        """Start the episode of ``seed`` in ``slot`` for the learner, the expert and the coin."""
+        self._learner.reset(seed, slot)
+        self._expert.reset(seed, slot)
+        self._rngs[slot] = np.random.default_rng([seed, 5])
+        self._labels[slot] = []
+
+    def act(self, obs: Sequence[Obs], slots: Sequence[int]) -> np.ndarray:
+        """The executed actions; the expert's are kept as labels."""
+        learner = self._learner.act(obs, slots)
+        expert = self._expert.act(obs, slots)
+        for j, s in enumerate(slots):
+            self._labels[s].append(expert[j])
+        use_expert = np.array([self._rngs[s].random() < self.beta for s in slots])
+        return np.where(use_expert[:, None], expert, learner).astype(np.float32)
+
+    def kept(self, slot: int) -> np.ndarray:
+        """The expert's label at every step of the slot's episode ``(T, D_act)``."""
+        return np.stack(self._labels[slot])
+
+
 @dataclass(frozen=True)
 class ActorSpec:
-    """A picklable recipe for an actor: the env's expert, a policy, or a practising policy.
+    """A picklable recipe for an actor: the env's expert, a policy, a practising policy, or DAgger's mixture.
 
     ``payload`` holds the weights (an in-memory checkpoint; for ``practice`` a dict with
     ``policy`` and ``detector`` checkpoints). Collectors ship it to workers once per version and
     send the spec :meth:`without_weights`.
     """
 
-    kind: str  # "expert" | "policy" | "practice"
+    kind: str  # "expert" | "policy" | "practice" | "dagger"
     env_id: str = ""
     payload: dict[str, Any] | None = None
     name: str = "policy"
@@ -172,6 +214,7 @@ class ActorSpec:
     action_noise: float = 0.0
     threshold: float = 0.0
     min_std: float = 0.0
+    beta: float = 0.0
 
     @classmethod
     def expert(cls, env_id: str) -> "ActorSpec":
@@ -190,6 +233,11 @@ class ActorSpec:
         """Spec for :class:`PracticeActor` with copies of ``policy`` and ``detector``."""
         return cls("practice", payload={"policy": policy_payload(policy), "detector": policy_payload(detector)},
                    name="practice", threshold=threshold, min_std=min_std)
+
+    @classmethod
+    def dagger(cls, learner: Policy, env_id: str, beta: float) -> "ActorSpec":
+        """Spec for :class:`DAggerActor` with a copy of ``learner`` and ``env_id``'s expert."""
+        return cls("dagger", env_id=env_id, payload=policy_payload(learner), name="dagger", beta=beta)
 
     def without_weights(self) -> "ActorSpec":
         """This spec with the payload left out (what travels with every task)."""
@@ -214,4 +262,6 @@ class ActorSpec:
         if self.kind == "practice":
             return PracticeActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
                                  self.threshold, self.min_std, slots)
+        if self.kind == "dagger":
+            return DAggerActor(policy_from_payload(payload), self.env_id, self.beta, slots)
         return PolicyActor(policy_from_payload(payload), self.name, self.deterministic, self.action_noise, slots)
