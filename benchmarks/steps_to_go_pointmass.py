@@ -36,6 +36,7 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="practice learning rate (default: StepsToGoConfig's)")
     p.add_argument("--baseline", default=None, help="none | batch | pace | value (default: StepsToGoConfig's)")
+    p.add_argument("--update", default=None, help="reinforce | ppo (default: StepsToGoConfig's)")
     p.add_argument("--robots", type=int, default=8)
     p.add_argument("--eval-every", type=int, default=8)
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
@@ -47,11 +48,11 @@ def main() -> None:
     demos = args.out / f"demos{args.demos}.h5"
     collect_demos("point/reach", args.demos, demos, seed=args.seed, progress=False)
     demo_lengths = [e.length for e in EpisodeStore(demos).episodes()]
-    extra = {k: v for k, v in (("lr", args.lr), ("baseline", args.baseline)) if v is not None}
+    extra = {k: v for k, v in (("lr", args.lr), ("baseline", args.baseline), ("update", args.update)) if v is not None}
     cfg = StepsToGoConfig(data=str(demos), sft=TrainConfig(steps=args.sft_steps), iterations=args.iterations,
                           robots=args.robots, eval_every=args.eval_every, eval_episodes=args.episodes,
                           seed=args.seed, workers=1, **extra)
-    name = (f"k{args.demos}_it{args.iterations}_lr{cfg.lr:g}_{cfg.baseline}"
+    name = (f"k{args.demos}_it{args.iterations}_lr{cfg.lr:g}_{cfg.baseline}{'_ppo' if cfg.update == 'ppo' else ''}"
             f"{'_learnstd' if cfg.learn_std else ''}_seed{args.seed}")
     t = time.time()
     rows = run_steps_to_go(cfg, args.out / name, progress=False,
@@ -75,7 +76,7 @@ def main() -> None:
          [f"after {last.iteration} iterations", *cell(last), str(last.env_steps)],
          ["reference SFT → practised", "0.92 → 1.00", "69 → 13", "-", "131,072"]])
     print(f"\n{args.demos} demos, detector s = {calib['threshold']:.2f} (calibration P {calib['precision']:.2f} "
-          f"R {calib['recall']:.2f}), lr {cfg.lr:g}, baseline {cfg.baseline}, {args.episodes} eval episodes, "
+          f"R {calib['recall']:.2f}), lr {cfg.lr:g}, baseline {cfg.baseline}, update {cfg.update}, {args.episodes} eval episodes, "
           f"{time.time() - t:.0f}s this call\n")
     print(table)
 
