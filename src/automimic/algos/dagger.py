@@ -17,7 +17,6 @@ Run folder::
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from automimic.rollout.actors import ActorSpec
 from automimic.rollout.workers import RolloutJob, iter_episodes
 from automimic.seeding import episode_seeds
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir
+from automimic.training.run_dir import RunDir, append_row, read_rows
 
 SCHEDULES = ("constant", "linear", "exponential")
 
@@ -128,8 +127,7 @@ class DAggerRound:
 
 
 def _finished(out: Path) -> list[DAggerRound]:
-    path = out / "rounds.jsonl"
-    return [DAggerRound(**json.loads(x)) for x in path.read_text().splitlines()] if path.exists() else []
+    return read_rows(out / "rounds.jsonl", DAggerRound)
 
 
 def _label(cfg: DAggerConfig, env_id: str, store: EpisodeStore, r: int, beta: float, learner: Policy,
@@ -168,8 +166,7 @@ def run_dagger(cfg: DAggerConfig, out: str | Path, progress: bool = True,
         result = evaluate(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=cfg.workers, progress=progress)
         row = DAggerRound(r, beta, labelled, len(training), result.success_rate, result.ci_low, result.ci_high,
                           result.mean_length, time.time() - t0)
-        with open(out / "rounds.jsonl", "a") as f:
-            f.write(json.dumps(dataclasses.asdict(row)) + "\n")
+        append_row(out / "rounds.jsonl", row)
         results.append(row)
         if on_round is not None:
             on_round(row)

@@ -22,7 +22,6 @@ skips seeds already stored, selection is recomputed with the same RNG, training 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from automimic.rollout.actors import ActorSpec
 from automimic.rollout.workers import RolloutJob, iter_episodes
 from automimic.seeding import BLOCK, episode_seeds
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir
+from automimic.training.run_dir import RunDir, append_row, read_rows
 
 
 @dataclass
@@ -130,10 +129,7 @@ class RoundResult:
 
 
 def _finished_rounds(out: Path) -> list[RoundResult]:
-    path = out / "rounds.jsonl"
-    if not path.exists():
-        return []
-    return [RoundResult(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return read_rows(out / "rounds.jsonl", RoundResult)
 
 
 def rounds_without_gain(results: list[RoundResult]) -> int:
@@ -209,8 +205,7 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
         result = evaluate(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=cfg.workers, progress=progress)
         row = RoundResult(r, practice, successes, selected, len(training), result.success_rate, result.ci_low,
                           result.ci_high, result.mean_length, time.time() - t0)
-        with open(out / "rounds.jsonl", "a") as f:
-            f.write(json.dumps(row.__dict__) + "\n")
+        append_row(out / "rounds.jsonl", row)
         results.append(row)
         if on_round is not None:
             on_round(row)

@@ -53,7 +53,7 @@ from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
 from automimic.seeding import BLOCK, episode_seeds
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir
+from automimic.training.run_dir import RunDir, append_row, read_rows
 
 BASELINES = ("none", "batch", "pace", "value")
 SIM_SUCCESS_NOTE = ("practice reads no simulator success: episodes end on the learned detector d(o) <= s or the "
@@ -470,8 +470,7 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collect
         tmp = state_path.with_suffix(".tmp")
         torch.save(payload, tmp)
         tmp.replace(state_path)
-        with open(out / "iterations.jsonl", "a") as f:
-            f.write(json.dumps(dataclasses.asdict(it_results[-1])) + "\n")
+        append_row(out / "iterations.jsonl", it_results[-1])
 
     if not results:
         t0 = time.time()
@@ -544,8 +543,7 @@ def write_report(out: str | Path) -> Path:
     from automimic.evaluation.report import markdown_table, plot_lines, plot_success_per_round
 
     out = Path(out)
-    path = out / "iterations.jsonl"
-    rows = [IterationResult(**json.loads(x)) for x in path.read_text().splitlines()] if path.exists() else []
+    rows = read_rows(out / "iterations.jsonl", IterationResult)
     evaluated = [r for r in rows if r.success is not None]
     if not evaluated:
         raise ValueError(f"{out}: no evaluated iterations to report")

@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+T = TypeVar("T")
 
 
 class RunDir:
@@ -87,3 +90,17 @@ class RunDir:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def read_rows(path: str | os.PathLike, cls: type[T]) -> list[T]:
+    """The dataclass rows of a JSON-lines progress file (``rounds.jsonl``, ``iterations.jsonl``); none if absent."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [cls(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_row(path: str | os.PathLike, row: Any) -> None:
+    """Append one dataclass row to a JSON-lines progress file."""
+    with open(path, "a") as f:
+        f.write(json.dumps(dataclasses.asdict(row)) + "\n")
