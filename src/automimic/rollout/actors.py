@@ -243,15 +243,15 @@ class ActorSpec:
         """This spec with the payload left out (what travels with every task)."""
         return dataclasses.replace(self, payload=None)
 
-    def policy_config(self) -> dict[str, Any]:
-        """The acting policy's config (empty for experts)."""
-        if self.payload is None:
-            return {}
-        return (self.payload["policy"] if self.kind == "practice" else self.payload)["config"]
+    def env_kwargs(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the env must provide this actor: the cameras (and frame size) an image policy reads.
 
-    def env_kwargs(self, policy_config: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What the env must provide this actor: the cameras (and frame size) an image policy reads."""
-        return camera_env_kwargs(self.policy_config() if policy_config is None else policy_config)
+        ``payload`` stands in for the spec's own (workers receive specs without weights).
+        """
+        payload = self.payload if payload is None else payload
+        if payload is None:
+            return {}
+        return camera_env_kwargs((payload["policy"] if self.kind == "practice" else payload)["config"])
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
         """Create the actor for ``slots`` envs (inside the worker that will use it) from ``payload``

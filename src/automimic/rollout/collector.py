@@ -300,8 +300,8 @@ class LocalWorkers(Collector):
             self._dir = Path(tempfile.mkdtemp(prefix="automimic-weights-"))
         path = self._dir / f"v{self.version}.pt"
         torch.save(payload, path)
-        for old in self._dir.glob("v*.pt"):  # tasks of older versions are stale: nothing reads them
-            if old != path and not self._orphans:
+        for old in self._dir.glob("v*.pt"):  # orphaned tasks were drained before shipping: nothing reads these
+            if old != path:
                 old.unlink()
         return str(path)
 

@@ -67,18 +67,12 @@ class Worker:
         self._kwargs: dict[str, Any] = {}
         self.actor = None
 
-    def _env_kwargs(self, job: RolloutJob, payload: Any) -> dict[str, Any]:
-        policy_config = None
-        if payload is not None:
-            policy_config = (payload["policy"] if job.actor.kind == "practice" else payload)["config"]
-        return {**job.actor.env_kwargs(policy_config or {}), **job.env_kwargs}
-
     def prepare(self, task: Task) -> None:
         """Build the envs and the actor this task needs, reusing what the last task left."""
         if self._actor_key == (task.job.actor, task.version):
             return
         payload = self.load(task.weights) if task.weights is not None else None
-        kwargs = self._env_kwargs(task.job, payload)
+        kwargs = {**task.job.actor.env_kwargs(payload), **task.job.env_kwargs}
         env_key = (task.job.env_id, repr(sorted(kwargs.items())))
         if env_key != self._env_key:
             self.close()
