@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from automimic.cli import app
@@ -112,3 +113,19 @@ def test_image_diffusion_policy_from_the_command_line(tmp_path):
     assert "over 2 episodes" in r.output
     videos = list((run / "videos").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 0
+
+
+@pytest.mark.parametrize("algo", ["gail", "airl", "bc-rl", "residual"])
+def test_rl_training_commands_print_iterations_and_evaluate(algo, point_demos, tmp_path):
+    out = tmp_path / algo
+    policy = "base_config" if algo == "residual" else "policy_config"
+    r = invoke("train", algo, "--data", str(point_demos), "--out", str(out), "--iterations", "1",
+               "--set", "demos=3", "--set", "bc.steps=50", "--set", f"{policy}.hidden=[16]",
+               "--set", "rl.steps_per_iteration=100", "--set", "rl.eval_episodes=3", "--set", "rl.workers=1",
+               "--set", "rl.robots=2")
+    assert r.exit_code == 0, r.output
+    assert "iter 0:" in r.output and "iter 1: env steps" in r.output and f"trained: {out}/rl.pt" in r.output
+    r = invoke("eval", str(out), "--episodes", "3")
+    assert r.exit_code == 0 and "point/reach (after RL): success" in r.output, r.output
+    r = invoke("train", algo, "--data", str(point_demos), "--out", str(tmp_path / "x"), "--set", "rl.gama=0.9")
+    assert r.exit_code == 2 and "unknown field 'gama'" in r.output

@@ -67,14 +67,17 @@ def collect(env: str = typer.Option(..., help="env id, e.g. metaworld/push-v3"),
             keep_failures: bool = typer.Option(False, help="also store failed expert episodes"),
             camera: Optional[str] = typer.Option(None, help="also record this camera as obs '<camera>_image' "
                                                           "(plus 'proprio'), e.g. corner, top"),
-            image_size: int = typer.Option(84, min=8, help="side of recorded camera frames")) -> None:
+            image_size: int = typer.Option(84, min=8, help="side of recorded camera frames"),
+            expert: str = typer.Option("", help="record this expert instead of the env's scripted one: "
+                                                "'package.module:name', a class or a function obs -> action")) -> None:
     """Record scripted-expert demonstrations (successful ones unless --keep-failures)."""
     from automimic.data.store import StoreError
     from automimic.rollout.collect import collect_demos
 
     try:
         store = collect_demos(env, episodes, out, seed=seed, workers=workers, perturb=perturb, horizon=horizon,
-                              keep_failures=keep_failures, cameras=[camera] if camera else (), image_size=image_size)
+                              keep_failures=keep_failures, cameras=[camera] if camera else (), image_size=image_size,
+                              expert=expert)
     except (ValueError, StoreError, RuntimeError) as err:
         _fail(str(err))
     s = store.summary()
@@ -144,6 +147,74 @@ def train_dagger_cmd(data: Path = typer.Option(..., help="HDF5 store with the ex
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))
     console.print(f"trained: {out}/round_<last>/checkpoints/last.pt", highlight=False)
+
+
+def _train_rl(algo: str, data: Path, out: Path, env: Optional[str], iterations: int, config: Optional[Path],
+              set_: list[str], seed: int) -> None:
+    """Shared body of the RL training commands (gail, airl, bc-rl, residual)."""
+    from automimic.algos.adversarial import AdversarialConfig, run_adversarial
+    from automimic.algos.bc_rl import BCRLConfig, run_bc_rl
+    from automimic.algos.residual_rl import ResidualRLConfig, run_residual_rl
+    from automimic.config import load_config
+    from automimic.data.store import StoreError
+
+    cls, runner = {"gail": (AdversarialConfig, run_adversarial), "airl": (AdversarialConfig, run_adversarial),
+                   "bc-rl": (BCRLConfig, run_bc_rl), "residual": (ResidualRLConfig, run_residual_rl)}[algo]
+    fixed = [f"algo={algo}"] if cls is AdversarialConfig else []
+    try:
+        cfg = load_config(cls, config, [*fixed, f"data={data}", f"rl.iterations={iterations}", f"seed={seed}",
+                                        *([f"env_id={env}"] if env else []), *set_])
+        runner(cfg, out, on_iteration=lambda row: console.print(row.line(), highlight=False))
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"trained: {out}/rl.pt (evaluate with: automimic eval {out})", highlight=False)
+
+
+_RL_HELP = {"data": "HDF5 store with the expert demos", "out": "run folder (resumes if it exists)",
+            "env": "env id (default: the store's)", "iterations": "PPO iterations",
+            "set": "override, e.g. --set rl.steps_per_iteration=4096"}
+
+
+@train_app.command("gail")
+def train_gail_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]), out: Path = typer.Option(..., help=_RL_HELP["out"]),
+                   env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
+                   iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
+                   config: Optional[Path] = typer.Option(None, help="YAML file of AdversarialConfig fields"),
+                   set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]), seed: int = typer.Option(0)) -> None:
+    """GAIL: PPO on a discriminator's reward (expert vs policy transitions); one line per iteration."""
+    _train_rl("gail", data, out, env, iterations, config, set_, seed)
+
+
+@train_app.command("airl")
+def train_airl_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]), out: Path = typer.Option(..., help=_RL_HELP["out"]),
+                   env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
+                   iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
+                   config: Optional[Path] = typer.Option(None, help="YAML file of AdversarialConfig fields"),
+                   set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]), seed: int = typer.Option(0)) -> None:
+    """AIRL: PPO on the reward f(s, s') - log pi(a|s) of AIRL's discriminator; one line per iteration."""
+    _train_rl("airl", data, out, env, iterations, config, set_, seed)
+
+
+@train_app.command("bc-rl")
+def train_bc_rl_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]), out: Path = typer.Option(..., help=_RL_HELP["out"]),
+                    env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
+                    iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
+                    config: Optional[Path] = typer.Option(None, help="YAML file of BCRLConfig fields"),
+                    set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]), seed: int = typer.Option(0)) -> None:
+    """BC -> RL: behaviour cloning, then PPO on the env's reward with a BC regulariser; one line per iteration."""
+    _train_rl("bc-rl", data, out, env, iterations, config, set_, seed)
+
+
+@train_app.command("residual")
+def train_residual_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]),
+                       out: Path = typer.Option(..., help=_RL_HELP["out"]),
+                       env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
+                       iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
+                       config: Optional[Path] = typer.Option(None, help="YAML file of ResidualRLConfig fields"),
+                       set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]),
+                       seed: int = typer.Option(0)) -> None:
+    """Residual RL: freeze a BC policy, PPO learns a bounded correction on the env's reward; one line per iteration."""
+    _train_rl("residual", data, out, env, iterations, config, set_, seed)
 
 
 @improve_app.command("seil")
@@ -236,9 +307,11 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
              sample: bool = typer.Option(False, help="sample a stochastic policy instead of its mean action")) -> None:
     """Success rate with a 95% Wilson interval, mean length and the seeds, on evaluation-only seeds.
 
-    RUN is a training run, or a steps-to-go run (its practised policy is evaluated).
+    RUN is a training run, a steps-to-go run (its practised policy is evaluated), or a GAIL, AIRL,
+    BC -> RL or residual run (the policy after its last RL iteration).
     """
     from automimic.algos.bc import load_run_policy
+    from automimic.algos.on_policy import load_rl_policy
     from automimic.algos.steps_to_go import load_practised_policy
     from automimic.evaluation.evaluate import evaluate, record_videos
     from automimic.evaluation.video import RenderUnavailable
@@ -246,7 +319,12 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
 
     try:
         practised = (run / "sft").is_dir()
-        policy = load_practised_policy(run) if practised else load_run_policy(run, checkpoint)
+        if (run / "rl.pt").exists():
+            policy, checkpoint = load_rl_policy(run), "after RL"
+        elif practised:
+            policy = load_practised_policy(run)
+        else:
+            policy = load_run_policy(run, checkpoint)
         env_id = env or RunDir(run).read_config().get("env_id")
         if not env_id:
             _fail(f"{run}: the run records no env id; pass --env")

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from automimic.algos.bc import fit_policy, start_round_store
 from automimic.config import to_dict
 from automimic.data.store import EpisodeStore
+from automimic.envs import expert_for
 from automimic.evaluation.evaluate import evaluate
 from automimic.policies import Policy, load_policy
 from automimic.rollout.actors import ActorSpec
@@ -62,7 +63,11 @@ class DAggerConfig:
 
     Args:
         data: HDF5 store with the expert demos.
-        env_id: env to roll out in (default: the store's); it must have a scripted expert.
+        env_id: env to roll out in (default: the store's); it must have a scripted expert unless
+            ``expert`` names one.
+        expert: the labelling expert as ``"package.module:name"``: a class built with the env id
+            (``reset(seed)``, ``__call__(obs) -> action``) or a function ``obs -> action``; empty:
+            the env's scripted expert. Named by import path so every worker can build it.
         demos: expert demos to start from, spread evenly over the store (0: all).
         policy: registered policy class.
         policy_config: that class's config fields.
@@ -80,6 +85,7 @@ class DAggerConfig:
 
     data: str = ""
     env_id: str = ""
+    expert: str = ""
     demos: int = 0
     policy: str = "mlp"
     policy_config: dict[str, Any] = field(default_factory=dict)
@@ -136,7 +142,7 @@ def _label(cfg: DAggerConfig, env_id: str, store: EpisodeStore, r: int, beta: fl
     done = {(i.seed, i.round) for i in store.index() if i.source == "dagger"}
     seeds = [s for s in episode_seeds("practice", cfg.seed, cfg.episodes_per_round,
                                       start=(r - 1) * cfg.episodes_per_round) if (s, r) not in done]
-    job = RolloutJob(env_id, ActorSpec.dagger(learner, env_id, beta), {"perturb": cfg.perturb}, source="dagger",
+    job = RolloutJob(env_id, ActorSpec.dagger(learner, env_id, beta, cfg.expert), {"perturb": cfg.perturb}, source="dagger",
                      round=r)
     for ep in tqdm(iter_episodes(job, seeds, cfg.workers), total=len(seeds), desc=f"round {r} labelling",
                    unit="ep", disable=not progress, leave=False):
@@ -149,6 +155,7 @@ def run_dagger(cfg: DAggerConfig, out: str | Path, progress: bool = True,
     out = Path(out)
     env_id, store = start_round_store(cfg.data, cfg.env_id, cfg.demos, out, "dagger",
                                       {"algo": "dagger", **to_dict(cfg)})
+    expert_for(env_id, cfg.expert)  # a missing or misnamed expert fails here, not inside a worker
     results = _finished(out)
     for r in range(len(results), cfg.rounds + 1):
         t0 = time.time()

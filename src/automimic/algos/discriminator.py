@@ -1,16 +1,20 @@
-"""The adversarial-imitation discriminator: tells expert transitions from the policy's (GAIL's reward model).
+"""Adversarial-imitation discriminators: they tell expert transitions from the policy's (GAIL's and AIRL's reward models).
 
-It reads ``(s, a)`` or ``(s, s')`` (the latter needs no expert actions, as in learning from
-observation), normalised with statistics fitted on the expert data. Trained by logistic regression
+GAIL's (:class:`Discriminator`) reads ``(s, a)`` or ``(s, s')`` (the latter needs no expert
+actions, as in learning from observation), normalised with statistics fitted on the expert data.
+AIRL's (:class:`AIRLDiscriminator`, Fu et al. 2018) has the structured form
+``D = exp f / (exp f + pi(a|s))`` with ``f(s, s') = g(s) + gamma h(s') - h(s)``, so its logit is
+``f - log pi(a|s)`` and ``g`` recovers a state-only reward. Both are trained by logistic regression
 with expert = 1 and policy = 0, optionally with a gradient penalty on interpolated inputs that keeps
 the logit 1-Lipschitz along them (without it the discriminator soon separates perfectly and its
 reward saturates). GAIL's reward is ``-log(1 - D(x)) = softplus(logit)``: high where the
-transition looks expert.
+transition looks expert; AIRL's is ``log D - log(1 - D)``, the logit itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,6 +24,44 @@ from torch.nn import functional as F
 from automimic.data.normalize import Normalizer
 
 INPUTS = ("sa", "ss")
+
+
+def mlp(width: int, hidden: tuple[int, ...], out: int) -> nn.Sequential:
+    """A GELU multilayer perceptron ``width -> hidden... -> out``."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.GELU()]
+        width = h
+    layers.append(nn.Linear(width, out))
+    return nn.Sequential(*layers)
+
+
+def logistic_step(module: nn.Module, logits: Callable[[torch.Tensor], torch.Tensor], expert: torch.Tensor,
+                  policy: torch.Tensor, generator: torch.Generator,
+                  penalised: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """One discriminator step of ``module`` (it owns ``opt`` and ``config``): expert = 1, policy = 0.
+
+    ``expert`` and ``policy`` are input rows for ``logits``; the gradient penalty (if configured)
+    is taken on ``penalised`` (default: ``logits``) at random interpolates of the two.
+    """
+    module.train()
+    e, p = logits(expert), logits(policy)
+    loss = F.binary_cross_entropy_with_logits(e, torch.ones_like(e)) + \
+        F.binary_cross_entropy_with_logits(p, torch.zeros_like(p))
+    gp = torch.tensor(0.0)
+    if module.config.gradient_penalty > 0:
+        n = min(len(expert), len(policy))
+        mix = torch.rand(n, 1, generator=generator)
+        x = (mix * expert[:n] + (1 - mix) * policy[:n]).requires_grad_(True)
+        grad, = torch.autograd.grad((penalised or logits)(x).sum(), x, create_graph=True)
+        gp = ((grad.norm(dim=-1) - 1) ** 2).mean()
+        loss = loss + module.config.gradient_penalty * gp
+    module.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    module.opt.step()
+    module.eval()
+    return {"loss": float(loss.detach()), "gradient_penalty": float(gp.detach()),
+            "expert_accuracy": float((e > 0).float().mean()), "policy_accuracy": float((p < 0).float().mean())}
 
 
 @dataclass
@@ -60,12 +102,7 @@ class Discriminator(nn.Module):
         self.config = config or DiscriminatorConfig()
         width = obs_dim + (action_dim if self.config.inputs == "sa" else obs_dim)
         self.norm = Normalizer(width, min_std=0.1)
-        layers: list[nn.Module] = []
-        for h in self.config.hidden:
-            layers += [nn.Linear(width, h), nn.GELU()]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(width, self.config.hidden, 1)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
 
     def inputs(self, obs: torch.Tensor, actions: torch.Tensor | None = None,
@@ -87,26 +124,60 @@ class Discriminator(nn.Module):
         """One gradient step on a batch of expert and of policy transition vectors; returns the losses and accuracies."""
         if not self.norm.fitted:
             self.norm.fit(expert)
-        self.train()
-        e, p = self.logits(expert), self.logits(policy)
-        loss = F.binary_cross_entropy_with_logits(e, torch.ones_like(e)) + \
-            F.binary_cross_entropy_with_logits(p, torch.zeros_like(p))
-        gp = torch.tensor(0.0)
-        if self.config.gradient_penalty > 0:
-            n = min(len(expert), len(policy))
-            mix = torch.rand(n, 1, generator=generator)
-            x = (mix * expert[:n] + (1 - mix) * policy[:n]).requires_grad_(True)
-            grad, = torch.autograd.grad(self.logits(x).sum(), x, create_graph=True)
-            gp = ((grad.norm(dim=-1) - 1) ** 2).mean()
-            loss = loss + self.config.gradient_penalty * gp
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.eval()
-        return {"loss": float(loss.detach()), "gradient_penalty": float(gp.detach()),
-                "expert_accuracy": float((e > 0).float().mean()), "policy_accuracy": float((p < 0).float().mean())}
+        return logistic_step(self, self.logits, expert, policy, generator)
 
     @torch.no_grad()
     def reward(self, x: torch.Tensor) -> np.ndarray:
         """GAIL's reward ``-log(1 - D(x))`` per transition."""
         return F.softplus(self.logits(x)).numpy()
+
+
+class AIRLDiscriminator(nn.Module):
+    """AIRL's ``D(s, a, s') = exp f / (exp f + pi(a|s))`` with ``f = g(s) + gamma (1 - done) h(s') - h(s)``.
+
+    Its inputs are rows ``[s, s', done, log pi(a|s)]``: the policy's log-probability of the action
+    is computed by the caller with the current policy, for expert and policy transitions alike.
+
+    Args:
+        obs_dim: flattened observation size.
+        gamma: the RL stage's discount (the shaping term's).
+        config: settings (``inputs`` is ignored: AIRL always reads ``(s, s')`` and ``log pi``).
+    """
+
+    def __init__(self, obs_dim: int, gamma: float, config: DiscriminatorConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or DiscriminatorConfig()
+        self.obs_dim, self.gamma = obs_dim, gamma
+        self.norm = Normalizer(obs_dim, min_std=0.1)
+        self.g = mlp(obs_dim, self.config.hidden, 1)
+        self.h = mlp(obs_dim, self.config.hidden, 1)
+        self.opt = torch.optim.Adam(list(self.g.parameters()) + list(self.h.parameters()), lr=self.config.lr)
+
+    @staticmethod
+    def inputs(obs: torch.Tensor, next_obs: torch.Tensor, done: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
+        """The rows the discriminator reads: ``[s, s', done, log pi(a|s)]``."""
+        return torch.cat([obs, next_obs, done[:, None].float(), log_pi[:, None]], dim=-1)
+
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        """The shaped reward ``f(s, s') = g(s) + gamma (1 - done) h(s') - h(s)`` ``(B,)`` of input rows."""
+        if not self.norm.fitted:
+            raise RuntimeError("the discriminator has no input statistics yet: update it on expert data first")
+        d = self.obs_dim
+        s, s2, done = self.norm(x[:, :d]), self.norm(x[:, d:2 * d]), x[:, 2 * d]
+        return (self.g(s) - self.h(s)).squeeze(-1) + self.gamma * (1 - done) * self.h(s2).squeeze(-1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``log D - log(1 - D) = f - log pi`` ``(B,)``."""
+        return self.f(x) - x[:, -1]
+
+    def update(self, expert: torch.Tensor, policy: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        """One gradient step on batches of expert and policy input rows; returns the losses and accuracies."""
+        if not self.norm.fitted:
+            self.norm.fit(expert[:, :self.obs_dim])
+        # The penalty is on f alone: the logit's slope along log pi is -1 by construction.
+        return logistic_step(self, self.logits, expert, policy, generator, penalised=self.f)
+
+    @torch.no_grad()
+    def reward(self, x: torch.Tensor) -> np.ndarray:
+        """AIRL's reward ``log D - log(1 - D)`` per transition."""
+        return self.logits(x).numpy()

@@ -11,11 +11,13 @@ samples REINFORCE would.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 from automimic.policies import Policy
+from automimic.policies.exploration import exploration_distribution
 
 
 @dataclass
@@ -75,8 +77,6 @@ def log_probs(policy: Policy, obs: torch.Tensor, actions: torch.Tensor, min_std:
 
     ``actions`` holds the normalised action followed by the latent the policy drew, if any.
     """
-    from automimic.algos.steps_to_go import exploration_distribution
-
     acts, latents = actions[:, :policy.action_dim], actions[:, policy.action_dim:]
     dist = exploration_distribution(policy, obs, min_std, learn_std, latents if latents.shape[1] else None)
     return dist.log_prob(acts), dist.entropy()
@@ -95,12 +95,13 @@ class PPOStats:
 
 def ppo_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
                advantages: torch.Tensor, cfg: PPOConfig, generator: torch.Generator, min_std: float = 0.0,
-               learn_std: bool = True) -> PPOStats:
+               learn_std: bool = True, extra_loss: Callable[[torch.Generator], torch.Tensor] | None = None) -> PPOStats:
     """Clipped-surrogate epochs over one batch of steps gathered with the current weights.
 
     The acting policy's log-probabilities are recomputed here before the first step, so the
     ratio starts at 1 exactly. Epochs stop early when the mean approximate KL (``E[(r - 1) - log r]``)
-    of an epoch exceeds ``cfg.target_kl``.
+    of an epoch exceeds ``cfg.target_kl``. ``extra_loss(generator)``, if given, is added to every
+    minibatch's loss (e.g. BC -> RL's behaviour-cloning regulariser on a demo minibatch).
     """
     policy.eval()
     with torch.no_grad():
@@ -119,6 +120,8 @@ def ppo_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, ac
             ratio = log_ratio.exp()
             surrogate = torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
             loss = -surrogate.mean() - cfg.entropy_coef * entropy.mean()
+            if extra_loss is not None:
+                loss = loss + extra_loss(generator)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

@@ -37,21 +37,21 @@ from tqdm import tqdm
 from automimic.algos.bc import fit_policy, select_episodes
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.learned_reward import LearnedReward
-from automimic.algos.ppo import PPOConfig, gae, ppo_update
+from automimic.algos.on_policy import episode_states, gae_batch, practice_rollouts
+from automimic.algos.ppo import PPOConfig, ppo_update
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.data.store import EpisodeStore
-from automimic.data.transitions import flatten_obs
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
 from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload, policy_payload
+from automimic.policies.exploration import exploration_distribution
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.chunking import history_windows
 from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
-from automimic.seeding import BLOCK, episode_seeds
 from automimic.training.loop import TrainConfig
 from automimic.training.run_dir import RunDir, append_row, read_rows
 
@@ -211,21 +211,6 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def exploration_distribution(policy: Policy, obs: torch.Tensor, min_std: float, learn_std: bool = True,
-                             latent: torch.Tensor | None = None) -> torch.distributions.Distribution:
-    """The policy's action distribution with its std floored at ``min_std`` (normalised units).
-
-    Imitation on near-deterministic demos leaves stds of ~0.01 in places; there ``-log pi`` has
-    gradients of order 1/std^2, and one such batch throws the weights far off. The floor keeps
-    exploration and gradients bounded. ``learn_std=False`` stops gradients into the std, so
-    REINFORCE moves only the mean.
-    """
-    dist = policy.action_distribution(obs, latent)
-    std = dist.stddev if learn_std else dist.stddev.detach()
-    std = std.clamp_min(min_std) if min_std > 0 else std
-    return torch.distributions.Independent(torch.distributions.Normal(dist.mean, std), 1)
-
-
 def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
                      returns: torch.Tensor, minibatch: int, generator: torch.Generator,
                      grad_clip: float = 0.0, min_std: float = 0.0, learn_std: bool = True,
@@ -278,12 +263,6 @@ def pace_baseline(d: np.ndarray, threshold: float, gamma: float) -> np.ndarray:
     return ((1.0 - gamma ** n) / (1.0 - gamma)).astype(np.float32)
 
 
-def episode_states(episode: Episode, keys: tuple[str, ...]) -> np.ndarray:
-    """The flattened observations ``(T + 1, D)`` of an episode: the ``T`` acted on, then the final one."""
-    final = flatten_obs({k: v[None] for k, v in episode.final_obs.items()}, keys)
-    return np.concatenate([flatten_obs(episode.obs, keys), final])
-
-
 def _progress(ep: Episode, reward: LearnedReward, terminal_zero: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(flattened states, ``d`` at each, learned rewards) of one practice episode."""
     states = episode_states(ep, reward.obs_keys)
@@ -328,49 +307,11 @@ def ppo_batch(episodes: list[Episode], reward: LearnedReward, value: ValueBaseli
     Rewards are the learned progress scaled by 1/horizon, as for REINFORCE; an episode the detector
     ended is a true end (nothing after it), any other was cut and is bootstrapped with ``V``.
     """
-    obs, acts, advs, rets, totals = [], [], [], [], []
-    for ep in episodes:
-        states, _, r = _progress(ep, reward, terminal_zero)
-        v = value(torch.as_tensor(states)).numpy()
-        adv, ret = gae(r / horizon, v[:-1], float(v[-1]), gamma, lam, terminal=bool(ep.attrs["learned_success"]))
-        obs.append(history_windows(states[:-1], history) if history > 0 else states[:-1])
-        acts.append(ep.attrs["kept"])
-        advs.append(adv)
-        rets.append(ret)
-        totals.append(float(r.sum()))
-    return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(acts)),
-            torch.as_tensor(np.concatenate(advs)), torch.as_tensor(np.concatenate(rets)), float(np.mean(totals)))
-
-
-def practice_rollouts(collector: Collector, job: RolloutJob, seed: int, start: int, min_steps: int,
-                      max_episodes: int | None, expected_length: float, robots: int) -> tuple[list[Episode], int]:
-    """The practice episodes of one iteration and how many more were run and dropped.
-
-    The iteration takes practice seeds from index ``start`` in order until their episodes hold
-    ``min_steps`` env steps (or ``max_episodes`` are taken): a rule on seeds alone, so every backend
-    and worker count takes the same episodes. Seeds are requested in batches sized from
-    ``expected_length`` (rounded up to whole multiples of ``robots``); episodes beyond the rule
-    come from the current weights but would be stale after the update, so they are dropped and
-    their seeds run again with the next weights.
-    """
-    taken: list[Episode] = []
-    steps = dropped = 0
-    index = start
-    while steps < min_steps and (max_episodes is None or len(taken) < max_episodes):
-        n = int(np.ceil((min_steps - steps) / max(expected_length, 1.0)))
-        n = int(np.ceil(n / robots)) * robots
-        if max_episodes is not None:
-            n = min(n, max_episodes - len(taken))
-        if index + n > BLOCK:
-            raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {seed}")
-        for ep in collector.episodes(job, episode_seeds("practice", seed, n, start=index)):
-            if steps >= min_steps or (max_episodes is not None and len(taken) >= max_episodes):
-                dropped += 1
-                continue
-            taken.append(ep)
-            steps += ep.length
-            index += 1
-    return taken, dropped
+    progress = [_progress(ep, reward, terminal_zero) for ep in episodes]
+    obs, acts, advs, rets = gae_batch([p[0] for p in progress], [p[2] / horizon for p in progress],
+                                      [bool(ep.attrs["learned_success"]) for ep in episodes],
+                                      [ep.attrs["kept"] for ep in episodes], value, gamma, lam, history)
+    return obs, acts, advs, rets, float(np.mean([p[2].sum() for p in progress]))
 
 
 def _evaluate(policy: Policy, reward: LearnedReward, cfg: StepsToGoConfig, env_id: str, calib_tolerance: int,

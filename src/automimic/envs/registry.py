@@ -6,10 +6,14 @@ names) with :func:`register_family`; adding a simulator touches one new module a
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from automimic.envs.base import AutomimicEnv, Expert
+import numpy as np
+
+from automimic.envs.base import AutomimicEnv, Expert, Obs
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,47 @@ def make_env(env_id: str, *, perturb: float = 0.0, horizon: int | None = None,
     return CameraObservation(env, cameras[0], kwargs["image_size"])
 
 
-def expert_for(env_id: str) -> Expert:
-    """The scripted expert of ``env_id``; a clear error for envs that ship none."""
+class CallableExpert:
+    """A plain function ``obs -> action`` as an :class:`Expert` (it keeps no per-episode state)."""
+
+    def __init__(self, fn: Callable[[Obs], np.ndarray]) -> None:
+        self.fn = fn
+
+    def reset(self, seed: int) -> None:
+        """Nothing to reset."""
+
+    def __call__(self, obs: Obs) -> np.ndarray:
+        """The function's action."""
+        return np.asarray(self.fn(obs), dtype=np.float32)
+
+
+def load_expert(spec: str, env_id: str) -> Expert:
+    """The expert named ``"package.module:name"``: a class (built with ``env_id``) or a function ``obs -> action``.
+
+    Named by import path rather than passed as an object so that every rollout worker (a process
+    or a Ray actor) can build its own copy.
+    """
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"expert {spec!r}: expected 'package.module:name'")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"expert {spec!r}: cannot import it ({err})") from err
+    if inspect.isclass(obj):
+        return obj(env_id)
+    if not callable(obj):
+        raise ValueError(f"expert {spec!r}: expected a class or a function obs -> action, got {type(obj).__name__}")
+    return CallableExpert(obj)
+
+
+def expert_for(env_id: str, expert: str = "") -> Expert:
+    """The scripted expert of ``env_id``, or the one ``expert`` names (see :func:`load_expert`);
+    a clear error for envs that ship none."""
+    if expert:
+        return load_expert(expert, env_id)
     family, name = _resolve(env_id)
     if family.expert is None:
-        raise ValueError(f"{env_id} has no scripted expert; record demos another way or import an HDF5 file")
+        raise ValueError(f"{env_id} has no scripted expert; pass one as 'package.module:name', record demos another "
+                         "way or import an HDF5 file")
     return family.expert(name)

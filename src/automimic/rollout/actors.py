@@ -19,6 +19,7 @@ from automimic.data.transitions import flatten_obs
 from automimic.envs import Obs, expert_for
 from automimic.envs.cameras import camera_env_kwargs
 from automimic.policies import Policy, policy_from_payload, policy_payload
+from automimic.policies.exploration import exploration_distribution
 from automimic.rollout.chunking import ChunkRunner, history_window
 
 
@@ -35,11 +36,11 @@ class Actor(Protocol):
 
 
 class ExpertActor:
-    """The env's scripted expert, one copy per slot."""
+    """The env's scripted expert (or the one ``expert`` names, ``"package.module:name"``), one copy per slot."""
 
-    def __init__(self, env_id: str, slots: int = 1) -> None:
-        self.name = f"expert:{env_id}"
-        self._experts = [expert_for(env_id) for _ in range(slots)]
+    def __init__(self, env_id: str, slots: int = 1, expert: str = "") -> None:
+        self.name = f"expert:{expert or env_id}"
+        self._experts = [expert_for(env_id, expert) for _ in range(slots)]
 
     def reset(self, seed: int, slot: int = 0) -> None:
         """Reset that slot's expert (seeds its own randomness, e.g. point/reach waypoints)."""
@@ -87,27 +88,21 @@ class PolicyActor:
         return actions
 
 
-class PracticeActor:
-    """A policy practising on-policy: samples from its exploration distribution, ends episodes by a learned detector.
+class SamplingActor:
+    """A policy acting on-policy: samples from its exploration distribution and keeps what it sampled.
 
     Per step and slot it keeps the sampled action in normalised units followed by the latent the
-    policy drew (what REINFORCE scores again after an update), in :meth:`kept`. Episodes end when
-    ``detector``'s ``d(o) <= threshold`` (see :class:`~automimic.algos.learned_reward.LearnedReward`).
+    policy drew (what REINFORCE and PPO score again after an update), in :meth:`kept`.
 
     Args:
-        policy: the practising policy (it must have an action distribution).
-        detector: the frozen model with the steps-to-go head.
-        threshold: detector threshold ``s``.
+        policy: the acting policy (it must have an action distribution).
         min_std: floor on the exploration std (normalised units).
         slots: envs driven together.
     """
 
-    def __init__(self, policy: Policy, detector: Policy, threshold: float, min_std: float, slots: int = 1) -> None:
-        from automimic.algos.learned_reward import LearnedReward
-
-        self.name = "practice"
+    def __init__(self, policy: Policy, min_std: float, slots: int = 1) -> None:
+        self.name = "sample"
         self.policy = policy
-        self.reward = LearnedReward(detector, threshold)
         self.min_std = min_std
         self._generators = [torch.Generator() for _ in range(slots)]
         self._scratch = torch.Generator()
@@ -123,8 +118,6 @@ class PracticeActor:
     @torch.no_grad()
     def act(self, obs: Sequence[Obs], slots: Sequence[int]) -> np.ndarray:
         """Sampled env actions for ``slots``; one padded, fixed-size query as in :class:`ChunkRunner`."""
-        from automimic.algos.steps_to_go import exploration_distribution
-
         for o, s in zip(obs, slots):
             self._history[s].append(flatten_obs(o, self.policy.obs_keys))
         rows = list(slots) + [slots[0]] * (len(self._generators) - len(slots))
@@ -145,14 +138,36 @@ class PracticeActor:
         # lands on it, pulling the mean inward (measured: practice slowed down, 0.89 -> 0.10).
         return self.policy.unnormalize_actions(a).numpy()[: len(slots)]
 
+    def kept(self, slot: int) -> np.ndarray:
+        """What the slot's episode kept per step ``(T, D_act + L)``."""
+        return np.stack(self._kept[slot])
+
+
+class PracticeActor(SamplingActor):
+    """A :class:`SamplingActor` whose episodes end when a learned detector fires (steps-to-go practice).
+
+    Episodes end when ``detector``'s ``d(o) <= threshold`` (see
+    :class:`~automimic.algos.learned_reward.LearnedReward`).
+
+    Args:
+        policy: the practising policy (it must have an action distribution).
+        detector: the frozen model with the steps-to-go head.
+        threshold: detector threshold ``s``.
+        min_std: floor on the exploration std (normalised units).
+        slots: envs driven together.
+    """
+
+    def __init__(self, policy: Policy, detector: Policy, threshold: float, min_std: float, slots: int = 1) -> None:
+        from automimic.algos.learned_reward import LearnedReward
+
+        super().__init__(policy, min_std, slots)
+        self.name = "practice"
+        self.reward = LearnedReward(detector, threshold)
+
     def stop(self, obs: Sequence[Obs], slots: Sequence[int]) -> np.ndarray:
         """Whether the learned detector fires on these (next) observations."""
         flat = np.stack([flatten_obs(o, self.reward.obs_keys) for o in obs])
         return self.reward.success(self.reward.steps_to_go(flat))
-
-    def kept(self, slot: int) -> np.ndarray:
-        """What the slot's episode kept per step ``(T, D_act + L)``."""
-        return np.stack(self._kept[slot])
 
 
 class DAggerActor:
@@ -166,13 +181,15 @@ class DAggerActor:
         env_id: whose scripted expert labels.
         beta: probability of executing the expert's action.
         slots: envs driven together.
+        expert: another expert to label with, ``"package.module:name"`` (see
+            :func:`~automimic.envs.registry.load_expert`).
     """
 
-    def __init__(self, learner: Policy, env_id: str, beta: float, slots: int = 1) -> None:
+    def __init__(self, learner: Policy, env_id: str, beta: float, slots: int = 1, expert: str = "") -> None:
         self.name = f"dagger:beta={beta:g}"
         self.beta = beta
         self._learner = PolicyActor(learner, "learner", slots=slots)
-        self._expert = ExpertActor(env_id, slots)
+        self._expert = ExpertActor(env_id, slots, expert)
         self._rngs = [np.random.default_rng(0) for _ in range(slots)]
         self._labels: list[list[np.ndarray]] = [[] for _ in range(slots)]
 
@@ -199,14 +216,14 @@ class DAggerActor:
 
 @dataclass(frozen=True)
 class ActorSpec:
-    """A picklable recipe for an actor: the env's expert, a policy, a practising policy, or DAgger's mixture.
+    """A picklable recipe for an actor: the env's expert, a policy, a sampling or practising policy, or DAgger's mixture.
 
     ``payload`` holds the weights (an in-memory checkpoint; for ``practice`` a dict with
-    ``policy`` and ``detector`` checkpoints). Collectors ship it to workers once per version and
+    ``policy`` and ``detector`` checkpoints, for ``sample`` a dict with ``policy``). Collectors ship it to workers once per version and
     send the spec :meth:`without_weights`.
     """
 
-    kind: str  # "expert" | "policy" | "practice" | "dagger"
+    kind: str  # "expert" | "policy" | "sample" | "practice" | "dagger"
     env_id: str = ""
     payload: dict[str, Any] | None = None
     name: str = "policy"
@@ -215,11 +232,12 @@ class ActorSpec:
     threshold: float = 0.0
     min_std: float = 0.0
     beta: float = 0.0
+    expert_name: str = ""  # "package.module:name" of an expert other than the env's scripted one
 
     @classmethod
-    def expert(cls, env_id: str) -> "ActorSpec":
-        """Spec for the scripted expert of ``env_id``."""
-        return cls("expert", env_id=env_id, name=f"expert:{env_id}")
+    def expert(cls, env_id: str, expert: str = "") -> "ActorSpec":
+        """Spec for the scripted expert of ``env_id`` (or the one ``expert`` names)."""
+        return cls("expert", env_id=env_id, name=f"expert:{expert or env_id}", expert_name=expert)
 
     @classmethod
     def policy(cls, policy: Policy, name: str = "policy", deterministic: bool = True,
@@ -229,15 +247,21 @@ class ActorSpec:
                    action_noise=action_noise)
 
     @classmethod
+    def sample(cls, policy: Policy, min_std: float) -> "ActorSpec":
+        """Spec for :class:`SamplingActor` with a copy of ``policy`` (on-policy RL on any reward)."""
+        return cls("sample", payload={"policy": policy_payload(policy)}, name="sample", min_std=min_std)
+
+    @classmethod
     def practice(cls, policy: Policy, detector: Policy, threshold: float, min_std: float) -> "ActorSpec":
         """Spec for :class:`PracticeActor` with copies of ``policy`` and ``detector``."""
         return cls("practice", payload={"policy": policy_payload(policy), "detector": policy_payload(detector)},
                    name="practice", threshold=threshold, min_std=min_std)
 
     @classmethod
-    def dagger(cls, learner: Policy, env_id: str, beta: float) -> "ActorSpec":
-        """Spec for :class:`DAggerActor` with a copy of ``learner`` and ``env_id``'s expert."""
-        return cls("dagger", env_id=env_id, payload=policy_payload(learner), name="dagger", beta=beta)
+    def dagger(cls, learner: Policy, env_id: str, beta: float, expert: str = "") -> "ActorSpec":
+        """Spec for :class:`DAggerActor` with a copy of ``learner`` and ``env_id``'s expert (or ``expert``)."""
+        return cls("dagger", env_id=env_id, payload=policy_payload(learner), name="dagger", beta=beta,
+                   expert_name=expert)
 
     def without_weights(self) -> "ActorSpec":
         """This spec with the payload left out (what travels with every task)."""
@@ -251,17 +275,19 @@ class ActorSpec:
         payload = self.payload if payload is None else payload
         if payload is None:
             return {}
-        return camera_env_kwargs((payload["policy"] if self.kind == "practice" else payload)["config"])
+        return camera_env_kwargs((payload["policy"] if self.kind in ("sample", "practice") else payload)["config"])
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
         """Create the actor for ``slots`` envs (inside the worker that will use it) from ``payload``
         (default: the spec's own)."""
         payload = self.payload if payload is None else payload
         if self.kind == "expert":
-            return ExpertActor(self.env_id, slots)
+            return ExpertActor(self.env_id, slots, self.expert_name)
         if self.kind == "practice":
             return PracticeActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
                                  self.threshold, self.min_std, slots)
+        if self.kind == "sample":
+            return SamplingActor(policy_from_payload(payload["policy"]), self.min_std, slots)
         if self.kind == "dagger":
-            return DAggerActor(policy_from_payload(payload), self.env_id, self.beta, slots)
+            return DAggerActor(policy_from_payload(payload), self.env_id, self.beta, slots, self.expert_name)
         return PolicyActor(policy_from_payload(payload), self.name, self.deterministic, self.action_noise, slots)

@@ -8,6 +8,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from automimic.data.store import EpisodeStore
+from automimic.envs import expert_for
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.workers import RolloutJob, iter_episodes
 from automimic.seeding import BLOCK, episode_seeds
@@ -16,7 +17,7 @@ from automimic.seeding import BLOCK, episode_seeds
 def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0, workers: int = 1,
                   perturb: float = 0.0, horizon: int | None = None, keep_failures: bool = False,
                   max_attempts: int | None = None, cameras: Sequence[str] = (), image_size: int | None = None,
-                  progress: bool = True) -> EpisodeStore:
+                  expert: str = "", progress: bool = True) -> EpisodeStore:
     """Append ``episodes`` expert episodes of ``env_id`` to ``out``, skipping failures unless asked.
 
     Start seeds come from the ``collect`` namespace (never used for evaluation). Running the same
@@ -34,7 +35,10 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
         max_attempts: give up after this many rollouts (default: 4 x episodes + 10).
         cameras: also record these cameras' frames as ``<camera>_image`` observations.
         image_size: side of those frames (default 84).
+        expert: record this expert instead of the env's scripted one: ``"package.module:name"``,
+            a class built with the env id or a function ``obs -> action`` (any Gymnasium env).
     """
+    expert_for(env_id, expert)  # a missing or misnamed expert fails here, before the store is touched
     store = EpisodeStore(out, env_id=env_id)
     done = store.index() if Path(out).exists() else []
     have = sum(1 for e in done if e.env_id == env_id)
@@ -48,7 +52,7 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
     env_kwargs = {"perturb": perturb, **({"horizon": horizon} if horizon else {})}
     if cameras:
         env_kwargs.update(cameras=list(cameras), **({"image_size": image_size} if image_size else {}))
-    job = RolloutJob(env_id, ActorSpec.expert(env_id), env_kwargs, source="expert")
+    job = RolloutJob(env_id, ActorSpec.expert(env_id, expert), env_kwargs, source="expert")
     seeds = episode_seeds("collect", seed, min(budget, BLOCK - start), start=start)
     bar = tqdm(total=needed, desc=f"collect {env_id}", unit="ep", disable=not progress)
     failures = 0

@@ -31,7 +31,7 @@ class _Live:
         self.observations: dict[str, list[np.ndarray]] = {k: [] for k in obs}
         self.actions: list[np.ndarray] = []
         self.rewards: list[float] = []
-        self.success = self.stopped = self.ended = False
+        self.success = self.stopped = self.ended = self.terminated = False
 
 
 def run_lockstep(envs: list[AutomimicEnv], actor: Actor, seeds: Sequence[int], *, source: str = "expert",
@@ -46,7 +46,8 @@ def run_lockstep(envs: list[AutomimicEnv], actor: Actor, seeds: Sequence[int], *
     the env terminates, or at the horizon. With ``read_success=False`` the simulator's ``info`` is
     never read (practice without a success signal): ``success`` is then ``False`` and
     ``attrs["learned_success"]`` says whether ``stop`` ended the episode. An actor with ``kept``
-    adds what it kept per step as ``attrs["kept"]``. A simulator error yields a :class:`FailedSeed`
+    adds what it kept per step as ``attrs["kept"]``, and ``attrs["terminated"]``: whether the env
+    itself ended the episode (Gymnasium's ``terminated``). A simulator error yields a :class:`FailedSeed`
     and replaces that slot's env with ``rebuild_env(slot)`` (without one, it is raised).
     ``on_frame`` receives slot 0's rendered frame before every action and after the last (videos).
     """
@@ -99,6 +100,7 @@ def run_lockstep(envs: list[AutomimicEnv], actor: Actor, seeds: Sequence[int], *
             ep.rewards.append(reward)
             if read_success:
                 ep.success = ep.success or bool(info["success"])
+            ep.terminated = bool(terminated)
             ep.ended = (ep.success and stop_on_success) or terminated or truncated or len(ep.actions) >= envs[s].horizon
             stepped.append(s)
         if stop_fn is not None and stepped:
@@ -113,7 +115,9 @@ def run_lockstep(envs: list[AutomimicEnv], actor: Actor, seeds: Sequence[int], *
                 on_frame(envs[0].render())
             extra = {"learned_success": ep.stopped} if stop_fn is not None else {}
             if kept_fn is not None:
-                extra["kept"] = kept_fn(s)
+                # On-policy learners also need to know whether the env ended the episode for
+                # good (no value after it) or it was cut (bootstrapped).
+                extra.update(kept=kept_fn(s), terminated=ep.terminated)
             live[s] = None
             yield Episode(
                 obs={k: np.stack(v) for k, v in ep.observations.items()},
