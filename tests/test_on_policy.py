@@ -149,3 +149,11 @@ def test_bc_regulariser_is_the_weighted_imitation_loss(point_demos):
     assert loss(torch.Generator().manual_seed(0)).item() == pytest.approx(0.5 * full.item(), rel=0.05)
     loss(torch.Generator().manual_seed(0)).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters())
+
+
+def test_worker_processes_give_the_same_iterations_as_in_process(point_demos, tmp_path):
+    one = _run("bc-rl", point_demos, tmp_path / "one", rl={"iterations": 1})
+    two = _run("bc-rl", point_demos, tmp_path / "two", rl={"iterations": 1, "workers": 2})
+    # Only how many surplus episodes were run and dropped may differ (the request size scales with workers).
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "dropped"} for r in _comparable(rows)]  # noqa: E731
+    assert strip(one) == strip(two)

@@ -170,51 +170,30 @@ def _train_rl(algo: str, data: Path, out: Path, env: Optional[str], iterations: 
     console.print(f"trained: {out}/rl.pt (evaluate with: automimic eval {out})", highlight=False)
 
 
-_RL_HELP = {"data": "HDF5 store with the expert demos", "out": "run folder (resumes if it exists)",
-            "env": "env id (default: the store's)", "iterations": "PPO iterations",
-            "set": "override, e.g. --set rl.steps_per_iteration=4096"}
+def _rl_command(algo: str, config_name: str, summary: str) -> None:
+    """Register ``automimic train <algo>``; the four RL commands differ only in these three words."""
+
+    def command(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
+                out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+                iterations: int = typer.Option(20, min=0, help="PPO iterations"),
+                config: Optional[Path] = typer.Option(None, help=f"YAML file of {config_name} fields"),
+                set_: list[str] = typer.Option([], "--set", help="override, e.g. --set rl.steps_per_iteration=4096"),
+                seed: int = typer.Option(0)) -> None:
+        _train_rl(algo, data, out, env, iterations, config, set_, seed)
+
+    command.__doc__ = summary
+    train_app.command(algo)(command)
 
 
-@train_app.command("gail")
-def train_gail_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]), out: Path = typer.Option(..., help=_RL_HELP["out"]),
-                   env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
-                   iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
-                   config: Optional[Path] = typer.Option(None, help="YAML file of AdversarialConfig fields"),
-                   set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]), seed: int = typer.Option(0)) -> None:
-    """GAIL: PPO on a discriminator's reward (expert vs policy transitions); one line per iteration."""
-    _train_rl("gail", data, out, env, iterations, config, set_, seed)
-
-
-@train_app.command("airl")
-def train_airl_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]), out: Path = typer.Option(..., help=_RL_HELP["out"]),
-                   env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
-                   iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
-                   config: Optional[Path] = typer.Option(None, help="YAML file of AdversarialConfig fields"),
-                   set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]), seed: int = typer.Option(0)) -> None:
-    """AIRL: PPO on the reward f(s, s') - log pi(a|s) of AIRL's discriminator; one line per iteration."""
-    _train_rl("airl", data, out, env, iterations, config, set_, seed)
-
-
-@train_app.command("bc-rl")
-def train_bc_rl_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]), out: Path = typer.Option(..., help=_RL_HELP["out"]),
-                    env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
-                    iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
-                    config: Optional[Path] = typer.Option(None, help="YAML file of BCRLConfig fields"),
-                    set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]), seed: int = typer.Option(0)) -> None:
-    """BC -> RL: behaviour cloning, then PPO on the env's reward with a BC regulariser; one line per iteration."""
-    _train_rl("bc-rl", data, out, env, iterations, config, set_, seed)
-
-
-@train_app.command("residual")
-def train_residual_cmd(data: Path = typer.Option(..., help=_RL_HELP["data"]),
-                       out: Path = typer.Option(..., help=_RL_HELP["out"]),
-                       env: Optional[str] = typer.Option(None, help=_RL_HELP["env"]),
-                       iterations: int = typer.Option(20, min=0, help=_RL_HELP["iterations"]),
-                       config: Optional[Path] = typer.Option(None, help="YAML file of ResidualRLConfig fields"),
-                       set_: list[str] = typer.Option([], "--set", help=_RL_HELP["set"]),
-                       seed: int = typer.Option(0)) -> None:
-    """Residual RL: freeze a BC policy, PPO learns a bounded correction on the env's reward; one line per iteration."""
-    _train_rl("residual", data, out, env, iterations, config, set_, seed)
+_rl_command("gail", "AdversarialConfig", "GAIL: PPO on a discriminator's reward (expert vs policy transitions); "
+            "one line per iteration.")
+_rl_command("airl", "AdversarialConfig", "AIRL: PPO on the reward f(s, s') - log pi(a|s) of AIRL's discriminator; "
+            "one line per iteration.")
+_rl_command("bc-rl", "BCRLConfig", "BC -> RL: behaviour cloning, then PPO on the env's reward with a BC regulariser; "
+            "one line per iteration.")
+_rl_command("residual", "ResidualRLConfig", "Residual RL: freeze a BC policy, PPO learns a bounded correction on the "
+            "env's reward; one line per iteration.")
 
 
 @improve_app.command("seil")
