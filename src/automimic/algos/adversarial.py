@@ -16,6 +16,7 @@ Run folder::
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -101,7 +102,7 @@ class TransitionBatch:
         return len(self.obs)
 
 
-class _AdversarialReward:
+class _AdversarialReward(abc.ABC):
     """What GAIL's and AIRL's rewards share: the demos' transitions, the minibatch steps, the checkpoint."""
 
     name = "adversarial"
@@ -111,9 +112,9 @@ class _AdversarialReward:
         self.disc, self.keys, self.bounds, self.steps, self.batch = disc, keys, bounds, steps, batch
         self.expert = TransitionBatch.of(expert, keys, bounds)
 
+    @abc.abstractmethod
     def rows(self, tr: TransitionBatch, policy: Policy, kept: torch.Tensor | None) -> torch.Tensor:
         """The discriminator's input rows of transitions ``tr`` (``kept``: the policy's sampled actions)."""
-        raise NotImplementedError
 
     def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
         """``steps`` discriminator steps on random expert and policy minibatches; the mean stats."""
