@@ -22,18 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from automimic.data.normalize import Normalizer
+from automimic.policies.layers import mlp
 
 INPUTS = ("sa", "ss")
-
-
-def mlp(width: int, hidden: tuple[int, ...], out: int) -> nn.Sequential:
-    """A GELU multilayer perceptron ``width -> hidden... -> out``."""
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.GELU()]
-        width = h
-    layers.append(nn.Linear(width, out))
-    return nn.Sequential(*layers)
 
 
 def logistic_step(module: nn.Module, logits: Callable[[torch.Tensor], torch.Tensor], expert: torch.Tensor,

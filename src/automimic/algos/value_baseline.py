@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from automimic.data.normalize import Normalizer
+from automimic.policies.layers import mlp
 
 
 class ValueBaseline(nn.Module):
@@ -29,13 +30,7 @@ class ValueBaseline(nn.Module):
                  epochs: int = 5, minibatch: int = 256) -> None:
         super().__init__()
         self.obs_norm = Normalizer(obs_dim, min_std=0.1)
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.GELU()]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(obs_dim, hidden, 1)
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)  # V = 0 until fitted: the first iteration is plain REINFORCE
         self.epochs, self.minibatch = epochs, minibatch

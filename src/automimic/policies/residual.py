@@ -18,6 +18,7 @@ from torch import nn
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
 from automimic.policies.base import Policy, build_policy, policy_payload, randn_rows, register_policy
+from automimic.policies.layers import mlp
 
 
 @dataclass
@@ -65,13 +66,7 @@ class ResidualPolicy(Policy):
         self.history = 0
         self.action_norm = self.base.action_norm
         self.obs_norm = Normalizer(obs_dim, min_std=0.1)
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for h in config.hidden:
-            layers += [nn.Linear(width, h), nn.GELU()]
-            width = h
-        layers.append(nn.Linear(width, action_dim))
-        self.residual = nn.Sequential(*layers)
+        self.residual = mlp(obs_dim, tuple(config.hidden), action_dim)
         nn.init.zeros_(self.residual[-1].weight)
         nn.init.zeros_(self.residual[-1].bias)  # no correction until RL trains one
         self.log_std = nn.Parameter(torch.full((action_dim,), float(config.init_log_std)))

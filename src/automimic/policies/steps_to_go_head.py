@@ -15,6 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from automimic.policies.layers import mlp
+
+
 @dataclass
 class StepsToGoHeadConfig:
     """Configuration of :class:`StepsToGoHead`.
@@ -49,13 +52,7 @@ class StepsToGoHead(nn.Module):
     def __init__(self, config: StepsToGoHeadConfig, feature_dim: int) -> None:
         super().__init__()
         self.config = config
-        layers: list[nn.Module] = []
-        width = feature_dim
-        for h in config.hidden:
-            layers += [nn.Linear(width, h), nn.GELU()]
-            width = h
-        layers.append(nn.Linear(width, config.bins))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(feature_dim, tuple(config.hidden), config.bins)
         width_of_bin = config.max_steps / config.bins
         self.register_buffer("centres", (torch.arange(config.bins, dtype=torch.float32) + 0.5) * width_of_bin)
 
