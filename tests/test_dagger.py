@@ -124,3 +124,24 @@ def test_a_callable_expert_records_demos_on_any_gymnasium_env(tmp_path):
     for ep in store.episodes():
         assert ep.length == 20 and ep.policy == "expert:test_dagger:pendulum_expert"
         np.testing.assert_allclose(ep.actions, np.clip(-2.0 * ep.obs["state"][:, 2:3], -2, 2), rtol=1e-6)
+
+
+def test_warm_start_continues_from_the_previous_round(point_demos, tmp_path):
+    def state(run: str, r: int) -> dict:
+        return load_policy(RunDir(tmp_path / run / f"round_{r}").checkpoint("last")).state_dict()
+
+    # One warm-started step in round 1 (at the warm-up's 1/100 of the learning rate) barely moves
+    # round 0's weights and keeps its normalisers; retraining from scratch refits both.
+    for run, warm in (("warm", True), ("scratch", False)):
+        run_dagger(_cfg(point_demos, warm_start=warm, warm_steps=1), tmp_path / run, progress=False)
+    before, warm, scratch = state("warm", 0), state("warm", 1), state("scratch", 1)
+    weights = [k for k in before if k.endswith("weight")]
+    norms = [k for k in before if "norm" in k]
+    assert weights and norms
+    moved = max(float((warm[k] - before[k]).abs().max()) for k in weights)
+    assert 0 < moved < 1e-3
+    assert all(np.array_equal(warm[k], before[k]) for k in norms)
+    assert max(float((scratch[k] - before[k]).abs().max()) for k in weights) > 1e-2
+    assert not all(np.array_equal(scratch[k], before[k]) for k in norms)
+    with pytest.raises(ValueError, match="warm_steps must be >= 0"):
+        _cfg(point_demos, warm_steps=-1)

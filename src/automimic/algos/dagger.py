@@ -71,7 +71,11 @@ class DAggerConfig:
         demos: expert demos to start from, spread evenly over the store (0: all).
         policy: registered policy class.
         policy_config: that class's config fields.
-        train: optimisation settings of every round's training (from scratch on the aggregate).
+        train: optimisation settings of every round's training on the aggregate.
+        warm_start: continue each round's training from the previous round's policy (weights and
+            normalisers) instead of starting from scratch, as the ``imitation`` library does.
+        warm_steps: training steps of each warm-started round (0: ``train.steps``); fewer steps is
+            what makes warm-starting cheaper than retraining.
         rounds: DAgger rounds after the BC round.
         episodes_per_round: learner rollouts labelled per round.
         beta_schedule: ``constant``, ``linear`` or ``exponential`` (see :func:`beta_for_round`).
@@ -90,6 +94,8 @@ class DAggerConfig:
     policy: str = "mlp"
     policy_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    warm_start: bool = False
+    warm_steps: int = 0
     rounds: int = 4
     episodes_per_round: int = 20
     beta_schedule: str = "linear"
@@ -105,6 +111,8 @@ class DAggerConfig:
             raise ValueError(f"beta_schedule must be one of {SCHEDULES}, got {self.beta_schedule!r}")
         if not 0.0 <= self.beta <= 1.0 or not 0.0 <= self.beta_decay <= 1.0:
             raise ValueError(f"beta and beta_decay must be in [0, 1], got {self.beta}, {self.beta_decay}")
+        if self.warm_steps < 0:
+            raise ValueError(f"warm_steps must be >= 0, got {self.warm_steps}")
         for name in ("episodes_per_round", "eval_episodes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -159,17 +167,20 @@ def run_dagger(cfg: DAggerConfig, out: str | Path, progress: bool = True,
     results = _finished(out)
     for r in range(len(results), cfg.rounds + 1):
         t0 = time.time()
-        beta, labelled = 1.0, 0
+        beta, labelled, previous, train = 1.0, 0, None, cfg.train
         if r > 0:
             beta = beta_for_round(cfg.beta_schedule, r, cfg.rounds, cfg.beta, cfg.beta_decay)
-            _label(cfg, env_id, store, r, beta, load_policy(RunDir(out / f"round_{r - 1}").checkpoint("last")),
-                   progress)
+            previous = load_policy(RunDir(out / f"round_{r - 1}").checkpoint("last"))
+            _label(cfg, env_id, store, r, beta, previous, progress)
+            if cfg.warm_start and cfg.warm_steps:
+                train = dataclasses.replace(cfg.train, steps=cfg.warm_steps)
             labelled = sum(1 for i in store.index() if i.source == "dagger" and i.round == r)
         training = [e for i, e in store.entries() if i.source != "dagger" or i.round <= r]
         run_dir = RunDir(out / f"round_{r}")
         run_dir.write_config({"algo": "dagger-round", "round": r, "env_id": env_id, "train_episodes": len(training)})
         policy = fit_policy(training, env_id, run_dir.path, policy=cfg.policy, policy_config=cfg.policy_config,
-                            train=cfg.train, seed=cfg.seed, progress=progress)
+                            train=train, seed=cfg.seed, init=previous if cfg.warm_start else None,
+                            progress=progress)
         result = evaluate(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=cfg.workers, progress=progress)
         row = DAggerRound(r, beta, labelled, len(training), result.success_rate, result.ci_low, result.ci_high,
                           result.mean_length, time.time() - t0)
