@@ -101,3 +101,22 @@ def test_ratio_starts_at_one_and_clipping_limits_the_step():
     assert stats.epochs < 10 and stats.approx_kl > 0.01 and stats.clip_fraction > 0
     new, _ = log_probs(policy, obs, acts)
     assert not torch.allclose(new, old)
+
+
+def test_the_minibatch_kl_check_stops_inside_the_first_epoch():
+    torch.manual_seed(0)
+    obs = torch.rand(512, 1) * 2 - 1
+    stats = {}
+    for check in ("epoch", "minibatch"):
+        policy = _toy_policy()
+        with torch.no_grad():
+            acts = policy.action_distribution(obs).sample()
+        opt = torch.optim.SGD(policy.parameters(), lr=0.2)
+        cfg = PPOConfig(epochs=10, minibatch=32, target_kl=0.01, kl_check=check, normalize_advantages=False)
+        stats[check] = ppo_update(policy, opt, obs, acts, torch.ones(512) * 10, cfg, torch.Generator().manual_seed(0))
+    # Checked per epoch, all 16 steps of the first epoch run before the check; checked per
+    # minibatch, the update stops at the first minibatch past 1.5 x target_kl, inside that epoch.
+    assert stats["epoch"].updates >= 16 and stats["minibatch"].updates < 16, stats
+    assert stats["minibatch"].epochs == 1 and stats["minibatch"].updates > 0
+    with pytest.raises(ValueError, match="kl_check must be one of"):
+        PPOConfig(kl_check="never")

@@ -20,6 +20,12 @@ from automimic.policies import Policy
 from automimic.policies.exploration import exploration_distribution
 
 
+KL_CHECKS = ("epoch", "minibatch")
+
+# Stable-Baselines3's margin on target_kl for its per-minibatch stop.
+MINIBATCH_KL_MARGIN = 1.5
+
+
 @dataclass
 class PPOConfig:
     """PPO settings (defaults are the common ones of the PPO paper's continuous-control runs).
@@ -32,6 +38,10 @@ class PPOConfig:
         entropy_coef: weight of the entropy bonus.
         normalize_advantages: standardise advantages per minibatch.
         target_kl: stop the epochs once the approximate KL to the acting policy exceeds this (0: never).
+        kl_check: when ``target_kl`` is checked: ``epoch`` (the mean over each finished epoch) or
+            ``minibatch`` (before every gradient step, on that minibatch, as Stable-Baselines3
+            does, with its 1.5 margin). Per epoch, a whole epoch at a too-large learning rate runs
+            before the check; per minibatch the update stops at the first minibatch past the limit.
         grad_clip: max gradient norm (0: off).
     """
 
@@ -42,6 +52,7 @@ class PPOConfig:
     entropy_coef: float = 0.0
     normalize_advantages: bool = True
     target_kl: float = 0.03
+    kl_check: str = "epoch"
     grad_clip: float = 0.5
 
     def __post_init__(self) -> None:
@@ -49,6 +60,8 @@ class PPOConfig:
             raise ValueError("clip must be > 0, epochs and minibatch >= 1")
         if not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        if self.kl_check not in KL_CHECKS:
+            raise ValueError(f"kl_check must be one of {KL_CHECKS}, got {self.kl_check!r}")
 
 
 def gae(rewards: np.ndarray, values: np.ndarray, last_value: float, gamma: float, lam: float,
@@ -91,6 +104,7 @@ class PPOStats:
     approx_kl: float
     clip_fraction: float
     epochs: int
+    updates: int
 
 
 def ppo_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
@@ -99,8 +113,9 @@ def ppo_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, ac
     """Clipped-surrogate epochs over one batch of steps gathered with the current weights.
 
     The acting policy's log-probabilities are recomputed here before the first step, so the
-    ratio starts at 1 exactly. Epochs stop early when the mean approximate KL (``E[(r - 1) - log r]``)
-    of an epoch exceeds ``cfg.target_kl``. ``extra_loss(generator)``, if given, is added to every
+    ratio starts at 1 exactly. Updating stops early when the approximate KL (``E[(r - 1) - log r]``)
+    passes ``cfg.target_kl``: the mean of a finished epoch, or (``kl_check="minibatch"``) a
+    minibatch's before its step, which is then not taken. ``extra_loss(generator)``, if given, is added to every
     minibatch's loss (e.g. BC -> RL's behaviour-cloning regulariser on a demo minibatch).
     """
     policy.eval()
@@ -108,7 +123,8 @@ def ppo_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, ac
         old, _ = log_probs(policy, obs, actions, min_std, learn_std)
     policy.train()
     kls, clipped, losses, entropies = [], [], [], []
-    epochs = 0
+    epochs = updates = 0
+    stop = False
     for epochs in range(1, cfg.epochs + 1):
         epoch_kl = []
         for chunk in torch.randperm(len(obs), generator=generator).split(cfg.minibatch):
@@ -119,6 +135,13 @@ def ppo_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, ac
             log_ratio = new - old[chunk]
             ratio = log_ratio.exp()
             surrogate = torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
+            with torch.no_grad():
+                epoch_kl.append(float(((ratio - 1) - log_ratio).mean()))
+                clipped.append(float(((ratio - 1).abs() > cfg.clip).float().mean()))
+            if (cfg.kl_check == "minibatch" and cfg.target_kl > 0
+                    and epoch_kl[-1] > MINIBATCH_KL_MARGIN * cfg.target_kl):
+                stop = True
+                break
             loss = -surrogate.mean() - cfg.entropy_coef * entropy.mean()
             if extra_loss is not None:
                 loss = loss + extra_loss(generator)
@@ -127,13 +150,14 @@ def ppo_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, ac
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             opt.step()
-            with torch.no_grad():
-                epoch_kl.append(float(((ratio - 1) - log_ratio).mean()))
-                clipped.append(float(((ratio - 1).abs() > cfg.clip).float().mean()))
+            updates += 1
             losses.append(float(loss.detach()))
             entropies.append(float(entropy.detach().mean()))
         kls.append(float(np.mean(epoch_kl)))
-        if cfg.target_kl > 0 and kls[-1] > cfg.target_kl:
+        if stop or (cfg.kl_check == "epoch" and cfg.target_kl > 0 and kls[-1] > cfg.target_kl):
             break
     policy.eval()
-    return PPOStats(float(np.mean(losses)), float(np.mean(entropies)), kls[-1], float(np.mean(clipped)), epochs)
+    # nan when the very first minibatch was already past the limit and nothing was stepped.
+    return PPOStats(float(np.mean(losses)) if losses else float("nan"),
+                    float(np.mean(entropies)) if entropies else float("nan"), kls[-1], float(np.mean(clipped)),
+                    epochs, updates)
