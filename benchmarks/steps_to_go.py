@@ -62,6 +62,8 @@ def main() -> None:
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--budgets", nargs="+", type=int, default=[250, 500], help="practice episodes")
     p.add_argument("--steps", type=int, default=3000, help="SFT / BC / SEIL training steps")
+    p.add_argument("--bc-weight", type=float, default=0.0,
+                   help="imitation anchor on demo minibatches during practice (StepsToGoConfig.bc_weight)")
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
@@ -72,6 +74,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     budgets = sorted(args.budgets)
     seil_rounds = max(1, budgets[-1] // 100)
+    anchor = f"_bc{args.bc_weight:g}" if args.bc_weight else ""
     rows, gains = [], []
     for task in args.tasks:
         demos = args.demos / f"{task}_demos.h5"
@@ -80,11 +83,11 @@ def main() -> None:
         for budget in budgets:
             cfg = StepsToGoConfig(data=str(demos), demos=args.k, sft=TrainConfig(steps=args.steps), iterations=10_000,
                                   episode_budget=budget, eval_every=10_000, eval_episodes=args.episodes,
-                                  workers=args.workers, seed=args.seed)
-            res = run_steps_to_go(cfg, args.out / f"{task}_k{args.k}_stg{budget}", progress=False)
+                                  workers=args.workers, seed=args.seed, bc_weight=args.bc_weight)
+            res = run_steps_to_go(cfg, args.out / f"{task}_k{args.k}_stg{budget}{anchor}", progress=False)
             practised.append(res)
         sft, finals = practised[0][0].__dict__, [r[-1].__dict__ for r in practised]
-        calib = json.loads((args.out / f"{task}_k{args.k}_stg{budgets[0]}" / "calibration.json").read_text())
+        calib = json.loads((args.out / f"{task}_k{args.k}_stg{budgets[0]}{anchor}" / "calibration.json").read_text())
         bc8 = bc_cell(task, demos, 8 * args.k, args)
         seil_cfg = SEILConfig(data=str(demos), demos=args.k, rounds=seil_rounds, practice_episodes=50,
                               eval_episodes=args.episodes, workers=args.workers, seed=args.seed,

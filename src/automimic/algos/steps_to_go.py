@@ -37,7 +37,7 @@ from tqdm import tqdm
 from automimic.algos.bc import fit_policy, select_episodes
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.learned_reward import LearnedReward
-from automimic.algos.on_policy import episode_states, gae_batch, practice_rollouts
+from automimic.algos.on_policy import bc_regulariser, episode_states, gae_batch, practice_rollouts
 from automimic.algos.ppo import PPOConfig, ppo_update
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
@@ -101,6 +101,9 @@ class StepsToGoConfig:
             point/reach reached 0.99 and then swung between 0.23 and 0.98).
         bound_weight: weight of the penalty on mean actions beyond the env's action bounds (ours;
             see :func:`reinforce_update`).
+        bc_weight: weight of the policy's own imitation loss on a demo minibatch, added to every
+            practice minibatch (ours; 0, the reference's, is off). It anchors practice to the demos
+            where the learned reward is unreliable away from them (few demos).
         terminal_zero: ``d = 0`` at the state where the detector fired, so the last step's reward
             pays the steps that were left (ours; without it hovering above ``s`` pays as well).
         perturb: start-position perturbation of practice episodes.
@@ -136,6 +139,7 @@ class StepsToGoConfig:
     learn_std: bool = False
     terminal_zero: bool = True
     bound_weight: float = 1.0
+    bc_weight: float = 0.0
     grad_clip: float = 1.0
     perturb: float = 0.0
     horizon: int = 0
@@ -151,6 +155,8 @@ class StepsToGoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.iterations < 0 or self.horizon < 0 or self.episode_budget < 0:
             raise ValueError("iterations and horizon must be >= 0")
+        if self.bc_weight < 0:
+            raise ValueError(f"bc_weight must be >= 0, got {self.bc_weight}")
         if self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
             raise ValueError("policy_config.head must be 'gaussian': practice needs the policy's action log-probabilities")
         if not has_action_distribution(self.policy):
@@ -214,7 +220,8 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
 def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
                      returns: torch.Tensor, minibatch: int, generator: torch.Generator,
                      grad_clip: float = 0.0, min_std: float = 0.0, learn_std: bool = True,
-                     bounds: tuple[np.ndarray, np.ndarray] | None = None, bound_weight: float = 0.0) -> float:
+                     bounds: tuple[np.ndarray, np.ndarray] | None = None, bound_weight: float = 0.0,
+                     extra_loss: Callable[[torch.Generator], torch.Tensor] | None = None) -> float:
     """One pass of REINFORCE over shuffled minibatches: minimise ``-log pi(a|o) * G``; returns the mean loss.
 
     ``actions`` are in the policy's normalised units (what :meth:`Policy.action_distribution` models),
@@ -223,7 +230,8 @@ def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tens
     action low/high) and ``bound_weight``, the squared excess of the mean action beyond the bounds
     is penalised: the env clips actions, so past a bound every sample acts alike, nothing pulls the
     mean back, and (measured) it drifts to hundreds of times the bound until the robot only slams
-    into walls.
+    into walls. ``extra_loss(generator)``, if given, is added to every minibatch's loss (as in
+    :func:`~automimic.algos.ppo.ppo_update`).
     """
     policy.train()
     order = torch.randperm(len(obs), generator=generator)
@@ -241,6 +249,8 @@ def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tens
             mean = policy.unnormalize_actions(dist.mean)
             excess = torch.relu(mean - high) + torch.relu(low - mean)
             loss = loss + bound_weight * (excess ** 2).sum(-1).mean()
+        if extra_loss is not None:
+            loss = loss + extra_loss(generator)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:
@@ -330,12 +340,16 @@ def _log(out: Path, text: str) -> None:
         f.write(text + "\n")
 
 
-def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, progress: bool) -> Policy:
-    """Supervised stage: BC + steps-to-go on the demos (resumes from ``out/sft``)."""
-    store = EpisodeStore(cfg.data)
-    demos = select_episodes([e for e in store.episodes() if e.success], cfg.demos)
+def _demos(cfg: StepsToGoConfig) -> list[Episode]:
+    demos = select_episodes([e for e in EpisodeStore(cfg.data).episodes() if e.success], cfg.demos)
     if not demos:
         raise ValueError(f"{cfg.data}: no successful episodes to train on")
+    return demos
+
+
+def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, progress: bool) -> Policy:
+    """Supervised stage: BC + steps-to-go on the demos (resumes from ``out/sft``)."""
+    demos = _demos(cfg)
     run = RunDir(out / "sft")
     run.write_config({"algo": "steps-to-go-sft", "env_id": env_id, "train_episodes": len(demos)})
     # A finished run returns at once; a cut-short one resumes from its last.pt.
@@ -401,6 +415,8 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collect
             value.load(state["value"])
     else:
         _log(out, SIM_SUCCESS_NOTE)
+    # Built on the policy being trained, which a resume has just replaced.
+    anchor = bc_regulariser(policy, _demos(cfg), cfg.bc_weight, cfg.minibatch) if cfg.bc_weight > 0 else None
     # The file is rewritten from the checkpoint, so a kill between the two writes leaves no stray line.
     (out / "iterations.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results))
 
@@ -445,7 +461,7 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collect
             if cfg.update == "ppo":
                 obs, acts, advantages, targets, mean_return = ppo_batch(
                     episodes, reward, value, cfg.gamma, cfg.ppo.gae_lambda, horizon, cfg.terminal_zero, policy.history)
-                ppo_update(policy, opt, obs, acts, advantages, cfg.ppo, gen, cfg.min_std, cfg.learn_std)
+                ppo_update(policy, opt, obs, acts, advantages, cfg.ppo, gen, cfg.min_std, cfg.learn_std, anchor)
                 value.fit(obs if obs.dim() == 2 else obs[:, -1], targets, gen)
             else:
                 obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, horizon, cfg.baseline,
@@ -458,7 +474,7 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collect
                     value.fit(current, rets, gen)
                     rets = advantages
                 reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
-                                 cfg.learn_std, bounds, cfg.bound_weight)
+                                 cfg.learn_std, bounds, cfg.bound_weight, anchor)
             env_steps += len(obs)
             evaluation: dict[str, float | None] = dict.fromkeys(
                 ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
