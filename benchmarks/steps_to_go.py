@@ -62,8 +62,9 @@ def main() -> None:
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--budgets", nargs="+", type=int, default=[250, 500], help="practice episodes")
     p.add_argument("--steps", type=int, default=3000, help="SFT / BC / SEIL training steps")
-    p.add_argument("--bc-weight", type=float, default=0.0,
-                   help="imitation anchor on demo minibatches during practice (StepsToGoConfig.bc_weight)")
+    p.add_argument("--anchor", type=float, default=StepsToGoConfig.anchor_weight,
+                   help="weight of the imitation anchor on demo minibatches during practice "
+                        "(StepsToGoConfig.anchor_weight; 0: off, the reference's update)")
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
@@ -74,7 +75,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     budgets = sorted(args.budgets)
     seil_rounds = max(1, budgets[-1] // 100)
-    anchor = f"_bc{args.bc_weight:g}" if args.bc_weight else ""
+    anchor = f"_anchor{args.anchor:g}" if args.anchor else ""
     rows, gains = [], []
     for task in args.tasks:
         demos = args.demos / f"{task}_demos.h5"
@@ -83,7 +84,7 @@ def main() -> None:
         for budget in budgets:
             cfg = StepsToGoConfig(data=str(demos), demos=args.k, sft=TrainConfig(steps=args.steps), iterations=10_000,
                                   episode_budget=budget, eval_every=10_000, eval_episodes=args.episodes,
-                                  workers=args.workers, seed=args.seed, bc_weight=args.bc_weight)
+                                  workers=args.workers, seed=args.seed, anchor_weight=args.anchor)
             res = run_steps_to_go(cfg, args.out / f"{task}_k{args.k}_stg{budget}{anchor}", progress=False)
             practised.append(res)
         sft, finals = practised[0][0].__dict__, [r[-1].__dict__ for r in practised]

@@ -37,8 +37,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=None, help="practice learning rate (default: StepsToGoConfig's)")
     p.add_argument("--baseline", default=None, help="none | batch | pace | value (default: StepsToGoConfig's)")
     p.add_argument("--update", default=None, help="reinforce | ppo (default: StepsToGoConfig's)")
-    p.add_argument("--bc-weight", type=float, default=None,
-                   help="imitation anchor on demo minibatches during practice (default: StepsToGoConfig's)")
+    p.add_argument("--anchor", type=float, default=None,
+                   help="weight of the imitation anchor during practice (default: StepsToGoConfig's; 0: off)")
     p.add_argument("--robots", type=int, default=8)
     p.add_argument("--eval-every", type=int, default=8)
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
@@ -51,12 +51,12 @@ def main() -> None:
     collect_demos("point/reach", args.demos, demos, seed=args.seed, progress=False)
     demo_lengths = [e.length for e in EpisodeStore(demos).episodes()]
     extra = {k: v for k, v in (("lr", args.lr), ("baseline", args.baseline), ("update", args.update),
-                                              ("bc_weight", args.bc_weight)) if v is not None}
+                                              ("anchor_weight", args.anchor)) if v is not None}
     cfg = StepsToGoConfig(data=str(demos), sft=TrainConfig(steps=args.sft_steps), iterations=args.iterations,
                           robots=args.robots, eval_every=args.eval_every, eval_episodes=args.episodes,
                           seed=args.seed, workers=1, **extra)
     name = (f"k{args.demos}_it{args.iterations}_lr{cfg.lr:g}_{cfg.baseline}{'_ppo' if cfg.update == 'ppo' else ''}"
-            f"{'_learnstd' if cfg.learn_std else ''}{f'_bc{cfg.bc_weight:g}' if cfg.bc_weight else ''}_seed{args.seed}")
+            f"{'_learnstd' if cfg.learn_std else ''}{f'_anchor{cfg.anchor_weight:g}' if cfg.anchor_weight else ''}_seed{args.seed}")
     t = time.time()
     rows = run_steps_to_go(cfg, args.out / name, progress=False,
                            on_iteration=lambda r: print(r.line(), flush=True),

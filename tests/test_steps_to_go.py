@@ -427,13 +427,13 @@ def test_ppo_update_option_practises_with_the_shared_ppo_core(point_demos, tmp_p
 
 
 @pytest.mark.parametrize("update", ["reinforce", "ppo"])
-def test_bc_anchor_keeps_practice_near_the_demos(update, point_demos, tmp_path):
+def test_demo_anchor_keeps_practice_near_the_demos(update, point_demos, tmp_path):
     # A learning rate high enough that practice drifts from the demos within two iterations
     # (demo NLL 3.4 with REINFORCE, 36 with PPO, measured); the same run with the imitation loss on
     # demo minibatches stays near the SFT policy's (2.5-2.6).
     demo_loss = {}
     for weight in (0.0, 10.0):
-        cfg = _small_cfg(point_demos, lr=1e-2, bc_weight=weight, update=update, eval_every=10)
+        cfg = _small_cfg(point_demos, lr=1e-2, anchor_weight=weight, update=update, eval_every=10)
         run_steps_to_go(cfg, tmp_path / f"{update}{weight}", progress=False)
         policy = load_practised_policy(tmp_path / f"{update}{weight}")
         demos = [e for e in EpisodeStore(point_demos).episodes() if e.success][:20]
@@ -441,5 +441,5 @@ def test_bc_anchor_keeps_practice_near_the_demos(update, point_demos, tmp_path):
         with torch.no_grad():
             demo_loss[weight] = float(policy.loss(data.batch(torch.arange(len(data)), 0, 0))["loss"])
     assert demo_loss[10.0] < demo_loss[0.0], demo_loss
-    with pytest.raises(ValueError, match="bc_weight must be >= 0"):
-        _small_cfg(point_demos, bc_weight=-1)
+    with pytest.raises(ValueError, match="anchor_weight must be >= 0"):
+        _small_cfg(point_demos, anchor_weight=-1)

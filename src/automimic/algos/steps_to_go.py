@@ -101,9 +101,12 @@ class StepsToGoConfig:
             point/reach reached 0.99 and then swung between 0.23 and 0.98).
         bound_weight: weight of the penalty on mean actions beyond the env's action bounds (ours;
             see :func:`reinforce_update`).
-        bc_weight: weight of the policy's own imitation loss on a demo minibatch, added to every
-            practice minibatch (ours; 0, the reference's, is off). It anchors practice to the demos
-            where the learned reward is unreliable away from them (few demos).
+        anchor_weight: weight of the policy's own imitation loss on a demo minibatch, added to
+            every practice minibatch (ours; the reference has none, 0 turns it off). It anchors
+            practice to the demos where the learned reward is unreliable away from them. Measured
+            on point/reach: 0.01 kept 50-demo practice from collapsing (0.89 -> 0.88 success
+            instead of 0.06) and 500-demo practice nearly as fast as without (7.9 steps vs 7.1);
+            0.1 and 1 held back the 500-demo gain (21 and 28 steps).
         terminal_zero: ``d = 0`` at the state where the detector fired, so the last step's reward
             pays the steps that were left (ours; without it hovering above ``s`` pays as well).
         perturb: start-position perturbation of practice episodes.
@@ -139,7 +142,7 @@ class StepsToGoConfig:
     learn_std: bool = False
     terminal_zero: bool = True
     bound_weight: float = 1.0
-    bc_weight: float = 0.0
+    anchor_weight: float = 0.01
     grad_clip: float = 1.0
     perturb: float = 0.0
     horizon: int = 0
@@ -155,8 +158,8 @@ class StepsToGoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.iterations < 0 or self.horizon < 0 or self.episode_budget < 0:
             raise ValueError("iterations and horizon must be >= 0")
-        if self.bc_weight < 0:
-            raise ValueError(f"bc_weight must be >= 0, got {self.bc_weight}")
+        if self.anchor_weight < 0:
+            raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
         if self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
             raise ValueError("policy_config.head must be 'gaussian': practice needs the policy's action log-probabilities")
         if not has_action_distribution(self.policy):
@@ -416,7 +419,8 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collect
     else:
         _log(out, SIM_SUCCESS_NOTE)
     # Built on the policy being trained, which a resume has just replaced.
-    anchor = bc_regulariser(policy, _demos(cfg), cfg.bc_weight, cfg.minibatch) if cfg.bc_weight > 0 else None
+    anchor = (bc_regulariser(policy, _demos(cfg), cfg.anchor_weight, cfg.minibatch) if cfg.anchor_weight > 0
+              else None)
     # The file is rewritten from the checkpoint, so a kill between the two writes leaves no stray line.
     (out / "iterations.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results))
 
