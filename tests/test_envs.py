@@ -100,6 +100,27 @@ def test_perturbation_moves_objects_in_xy_only_and_is_recorded():
     np.testing.assert_array_equal(info_again["start"]["perturb_offset"], offset)
 
 
+@pytest.mark.parametrize("task", ["drawer-open-v3", "window-close-v3"])
+def test_first_observation_shows_the_placement_a_step_later_confirms(task):
+    # Meta-World moves these tasks' bodies after the reset's last physics step (its own first
+    # observation was 0.10-0.20 m off, measured); a zero action does not move the object.
+    env = make_env(f"metaworld/{task}")
+    first, _ = env.reset(seed=3)
+    np.testing.assert_allclose(first["state"][4:7], env.step(np.zeros(4))[0]["state"][4:7], atol=1e-3)
+    np.testing.assert_array_equal(first["state"][18:36], first["state"][:18])
+
+
+def test_perturbation_leaves_an_axis_the_task_never_varies_alone():
+    # drawer-open-v3 places the drawer at x in [-0.1, 0.1] and always at y = 0.9: a y shift would make
+    # starts that evaluation never has.
+    plain, _ = make_env("metaworld/drawer-open-v3").reset(seed=3)
+    shaken, info = make_env("metaworld/drawer-open-v3", perturb=0.05).reset(seed=3)
+    offset = info["start"]["perturb_offset"]
+    assert offset.shape == (1, 2) and offset[0, 0] != 0 and offset[0, 1] == 0
+    assert info["start"]["start_vector"][1] == 0.9
+    np.testing.assert_allclose(shaken["state"][4:6] - plain["state"][4:6], offset[0], atol=1e-4)
+
+
 def test_object_blocks_found_for_every_family_of_task():
     assert object_blocks("push-v3") == (0,)  # [object xyz, goal xyz]: only the object moves objects
     assert object_blocks("drawer-open-v3") == (0,)
