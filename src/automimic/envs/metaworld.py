@@ -19,7 +19,6 @@ import warnings
 from typing import Any
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
 from automimic.envs.base import AutomimicEnv, Obs, StartRecord
@@ -142,6 +141,8 @@ class MetaWorldEnv(AutomimicEnv):
         raw._perturb_rng = np.random.default_rng([seed, 1])
         raw._perturb_sigma = self.perturb
         raw._perturb_blocks = self._blocks
+        import mujoco  # here, not at the top: under MUJOCO_GL=osmesa without OSMesa the import fails
+
         raw.reset()
         # Some tasks (drawer-open, window-open, window-close) move a body in the model after the
         # reset's last physics step, so Meta-World's first observation still shows the previous
