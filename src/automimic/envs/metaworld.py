@@ -204,8 +204,7 @@ def _seeded_sampler(self: Any) -> np.ndarray:
         for row, block in enumerate(self._perturb_blocks):
             xy = slice(3 * block, 3 * block + 2)
             # An axis the task never varies (drawer-open's y, window-close's x) is left alone: a shift
-            # there makes starts that evaluation never has. Measured: practice on drawer-open from one
-            # demo succeeded about half as often and SEIL's gain vanished (README, SEIL ablation).
+            # there makes starts that evaluation never has, so practice there teaches nothing evaluated.
             offsets[row] *= space.high[xy] > space.low[xy]
             vec[xy] += offsets[row]
     self._last_rand_vec = vec
