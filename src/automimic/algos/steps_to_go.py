@@ -350,9 +350,8 @@ def _demos(cfg: StepsToGoConfig) -> list[Episode]:
     return demos
 
 
-def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, progress: bool) -> Policy:
+def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, demos: list[Episode], progress: bool) -> Policy:
     """Supervised stage: BC + steps-to-go on the demos (resumes from ``out/sft``)."""
-    demos = _demos(cfg)
     run = RunDir(out / "sft")
     run.write_config({"algo": "steps-to-go-sft", "env_id": env_id, "train_episodes": len(demos)})
     # A finished run returns at once; a cut-short one resumes from its last.pt.
@@ -383,14 +382,17 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
     if not env_id:
         raise ValueError(f"{cfg.data}: the store names no env; pass env_id")
     RunDir(out).write_config({"algo": "steps-to-go", **to_dict(cfg), "env_id": env_id})
-    sft = _stage1(cfg, out, env_id, progress)
+    # Read once: SFT trains on them and the practice anchor samples them.
+    demos = _demos(cfg)
+    sft = _stage1(cfg, out, env_id, demos, progress)
     # One set of workers for calibration, practice and evaluation: they persist between iterations,
     # and on Ray a second set would wait forever for CPUs the first holds.
     with make_collector(cfg.workers, envs_per_worker=cfg.robots) as collector:
-        return _practise(cfg, out, env_id, sft, collector, progress, on_iteration, on_calibration)
+        return _practise(cfg, out, env_id, sft, demos, collector, progress, on_iteration, on_calibration)
 
 
-def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collector: Collector, progress: bool,
+def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, demos: list[Episode],
+              collector: Collector, progress: bool,
               on_iteration: Callable[[IterationResult], None] | None,
               on_calibration: Callable[[Calibration], None] | None) -> list[IterationResult]:
     calib = _calibration(cfg, out, env_id, sft, collector)
@@ -419,7 +421,7 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collect
     else:
         _log(out, SIM_SUCCESS_NOTE)
     # Built on the policy being trained, which a resume has just replaced.
-    anchor = (bc_regulariser(policy, _demos(cfg), cfg.anchor_weight, cfg.minibatch) if cfg.anchor_weight > 0
+    anchor = (bc_regulariser(policy, demos, cfg.anchor_weight, cfg.minibatch) if cfg.anchor_weight > 0
               else None)
     # The file is rewritten from the checkpoint, so a kill between the two writes leaves no stray line.
     (out / "iterations.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results))
