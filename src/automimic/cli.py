@@ -245,6 +245,36 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
     console.print(f"report: {write_report(out)}", highlight=False)
 
 
+@improve_app.command("practice")
+def improve_practice(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
+                     out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                     env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+                     demos: int = typer.Option(0, min=0, help="demos to use, spread over the store (0: all)"),
+                     reward: str = typer.Option("success", help="success (sparse, from the simulator) or env (the "
+                                                                "env's own reward)"),
+                     prior: str = typer.Option("select", help="how the demo policy stays in the loop: select (IBRL), "
+                                                              "residual, or bc (actor with a BC term)"),
+                     budget: int = typer.Option(100_000, min=1, help="env steps of practice"),
+                     workers: int = typer.Option(1, min=1, help="rollout workers"),
+                     config: Optional[Path] = typer.Option(None, help="YAML file of PracticeConfig fields"),
+                     set_: list[str] = typer.Option([], "--set", help="override, e.g. --set utd=1 --set update.n_step=5"),
+                     seed: int = typer.Option(0)) -> None:
+    """Off-policy practice: demos and every practice step in a replay, a critic, the BC policy as prior; one line
+    per evaluation."""
+    from automimic.algos.practice import PracticeConfig, run_practice, write_report
+    from automimic.config import load_config
+    from automimic.data.store import StoreError
+
+    try:
+        cfg = load_config(PracticeConfig, config,
+                          [f"data={data}", f"demos={demos}", f"reward={reward}", f"prior={prior}", f"budget={budget}",
+                           f"workers={workers}", f"seed={seed}", *([f"env_id={env}"] if env else []), *set_])
+        run_practice(cfg, out, on_row=lambda row: console.print(row.line(), highlight=False))
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"report: {write_report(out)} (evaluate with: automimic eval {out})", highlight=False)
+
+
 @app.command()
 def calibrate(run: Path = typer.Argument(..., help="a training run whose policy has a steps-to-go head, or a "
                                                    "steps-to-go run (its sft/ policy is used)"),
@@ -286,8 +316,8 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
              sample: bool = typer.Option(False, help="sample a stochastic policy instead of its mean action")) -> None:
     """Success rate with a 95% Wilson interval, mean length and the seeds, on evaluation-only seeds.
 
-    RUN is a training run, a steps-to-go run (its practised policy is evaluated), or a GAIL, AIRL,
-    BC -> RL or residual run (the policy after its last RL iteration).
+    RUN is a training run, a steps-to-go run (its practised policy is evaluated), a GAIL, AIRL,
+    BC -> RL or residual run (the policy after its last RL iteration), or an off-policy practice run.
     """
     from automimic.algos.bc import load_run_policy
     from automimic.algos.on_policy import load_rl_policy
@@ -298,7 +328,11 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
 
     try:
         practised = (run / "sft").is_dir()
-        if (run / "rl.pt").exists():
+        if (run / "offpolicy.pt").exists():
+            from automimic.algos.practice import load_practice_policy
+
+            policy, checkpoint = load_practice_policy(run), "after practice"
+        elif (run / "rl.pt").exists():
             policy, checkpoint = load_rl_policy(run), "after RL"
         elif practised:
             policy = load_practised_policy(run)

@@ -5,8 +5,9 @@ from automimic.policies.base import (Policy, build_policy, has_action_distributi
 from automimic.policies.act import ACTConfig, ACTPolicy
 from automimic.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from automimic.policies.mlp import MLPConfig, MLPPolicy
+from automimic.policies.prior_actor import PriorActorConfig, PriorActorPolicy
 from automimic.policies.residual import ResidualConfig, ResidualPolicy
 
-__all__ = ["ACTConfig", "ACTPolicy", "DiffusionConfig", "DiffusionPolicy", "MLPConfig", "MLPPolicy", "Policy", "ResidualConfig", "ResidualPolicy",
+__all__ = ["ACTConfig", "ACTPolicy", "DiffusionConfig", "DiffusionPolicy", "MLPConfig", "MLPPolicy", "Policy", "PriorActorConfig", "PriorActorPolicy", "ResidualConfig", "ResidualPolicy",
            "build_policy", "has_action_distribution", "load_policy", "policy_from_payload", "policy_names",
            "policy_payload", "register_policy", "save_policy"]

@@ -99,16 +99,9 @@ class ResidualPolicy(Policy):
         mse = ((self._mean_env(obs) - batch["actions"]) ** 2).mean()
         return {"loss": mse, "mse": mse}
 
-    def _base_env(self, obs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            if self.base.chunk > 0:
-                window = obs[:, None].expand(-1, self.base.history, -1) if obs.dim() == 2 else obs
-                return torch.as_tensor(self.base.predict_chunk(window.numpy())[:, 0])
-            return torch.as_tensor(self.base.act(obs.numpy()))
-
     def _mean_env(self, obs: torch.Tensor) -> torch.Tensor:
         current = obs if obs.dim() == 2 else obs[:, -1]
-        return self._base_env(obs) + self.config.scale * torch.tanh(self.residual(self.obs_norm(current)))
+        return base_action(self.base, obs) + self.config.scale * torch.tanh(self.residual(self.obs_norm(current)))
 
     def action_distribution(self, obs: torch.Tensor,
                             latent: torch.Tensor | None = None) -> torch.distributions.Distribution:
@@ -128,3 +121,16 @@ class ResidualPolicy(Policy):
         dist = self.action_distribution(x)
         sample = dist.mean + dist.stddev * randn_rows(len(x), (self.action_dim,), generators)
         return self.unnormalize_actions(sample).numpy()
+
+
+def base_action(base: Policy, obs: torch.Tensor) -> torch.Tensor:
+    """A frozen base policy's mean action in env units for ``obs`` ``(B, D)`` or windows ``(B, H, D)``.
+
+    A chunked base contributes the first action of its chunk; given a single observation it reads
+    it as its whole history, which is exact for ACT's default history of 1.
+    """
+    with torch.no_grad():
+        if base.chunk > 0:
+            window = obs[:, None].expand(-1, base.history, -1) if obs.dim() == 2 else obs
+            return torch.as_tensor(base.predict_chunk(window.numpy())[:, 0])
+        return torch.as_tensor(base.act(obs.numpy()))

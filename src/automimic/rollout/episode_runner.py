@@ -46,8 +46,8 @@ def run_lockstep(envs: list[AutomimicEnv], actor: Actor, seeds: Sequence[int], *
     the env terminates, or at the horizon. With ``read_success=False`` the simulator's ``info`` is
     never read (practice without a success signal): ``success`` is then ``False`` and
     ``attrs["learned_success"]`` says whether ``stop`` ended the episode. An actor with ``kept``
-    adds what it kept per step as ``attrs["kept"]``, and ``attrs["terminated"]``: whether the env
-    itself ended the episode (Gymnasium's ``terminated``). A simulator error yields a :class:`FailedSeed`
+    adds what it kept per step as ``attrs["kept"]``. Every episode records ``attrs["terminated"]``:
+    whether the env itself ended the episode (Gymnasium's ``terminated``). A simulator error yields a :class:`FailedSeed`
     and replaces that slot's env with ``rebuild_env(slot)`` (without one, it is raised).
     ``on_frame`` receives slot 0's rendered frame before every action and after the last (videos).
     """
@@ -113,11 +113,13 @@ def run_lockstep(envs: list[AutomimicEnv], actor: Actor, seeds: Sequence[int], *
                 continue
             if on_frame is not None and s == 0:
                 on_frame(envs[0].render())
-            extra = {"learned_success": ep.stopped} if stop_fn is not None else {}
+            # Learners need to know whether the env ended the episode for good (no value after it)
+            # or it was cut at the horizon (bootstrapped).
+            extra = {"terminated": ep.terminated}
+            if stop_fn is not None:
+                extra["learned_success"] = ep.stopped
             if kept_fn is not None:
-                # On-policy learners also need to know whether the env ended the episode for
-                # good (no value after it) or it was cut (bootstrapped).
-                extra.update(kept=kept_fn(s), terminated=ep.terminated)
+                extra["kept"] = kept_fn(s)
             live[s] = None
             yield Episode(
                 obs={k: np.stack(v) for k, v in ep.observations.items()},

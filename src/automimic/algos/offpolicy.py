@@ -1,0 +1,207 @@
+"""The off-policy update rule: a TD3-style actor-critic on a replay of demos and practice, with a prior.
+
+One :meth:`OffPolicyLearner.update` is one gradient step of the critic ensemble (n-step targets
+from target networks, the target choosing between the prior's and the target actor's action as
+IBRL does in ``select`` mode) and, every ``actor_every`` steps, one of the actor: maximise the
+ensemble-mean Q, normalised by its mean magnitude (TD3+BC's ``lambda``) so that ``bc_weight`` means
+the same whatever the reward's scale, plus ``bc_weight`` times the squared distance to the demo
+actions on the batch's demo rows.
+
+Everything random draws from the generator passed in, so updates are a function of the run seed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from automimic.data.replay import ReplayBatch
+from automimic.policies.critic import QEnsemble
+from automimic.policies.prior_actor import PriorActorPolicy
+
+
+@dataclass
+class UpdateConfig:
+    """Settings of the off-policy update.
+
+    Args:
+        gamma: discount.
+        n_step: steps summed before bootstrapping.
+        batch: transitions per update.
+        demo_fraction: share of every batch drawn from the demos (RLPD: 0.5).
+        critic_lr: Adam learning rate of the critics.
+        actor_lr: Adam learning rate of the actor.
+        tau: Polyak factor of the target networks.
+        actor_every: critic updates per actor update (TD3's delay).
+        target_noise: std of the smoothing noise on the target actor's action (``[-1, 1]`` units).
+        target_noise_clip: bound of that noise.
+        bc_weight: weight of the BC term on demo rows in the actor loss (0: none).
+        grad_clip: max gradient norm of each optimiser step (0: no clipping).
+    """
+
+    gamma: float = 0.99
+    n_step: int = 3
+    batch: int = 256
+    demo_fraction: float = 0.5
+    critic_lr: float = 3e-4
+    actor_lr: float = 3e-4
+    tau: float = 0.005
+    actor_every: int = 2
+    target_noise: float = 0.2
+    target_noise_clip: float = 0.5
+    bc_weight: float = 0.0
+    grad_clip: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma < 1.0:
+            raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
+        if self.n_step < 1 or self.batch < 1 or self.actor_every < 1:
+            raise ValueError("n_step, batch and actor_every must be >= 1")
+        if not 0.0 <= self.demo_fraction <= 1.0:
+            raise ValueError(f"demo_fraction must be in [0, 1], got {self.demo_fraction}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if self.bc_weight < 0 or self.target_noise < 0 or self.grad_clip < 0:
+            raise ValueError("bc_weight, target_noise and grad_clip must be >= 0")
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """Means over a run of updates (what one progress row reports)."""
+
+    critic_loss: float = 0.0
+    actor_loss: float = 0.0
+    q_mean: float = 0.0
+    target_actor_share: float = 0.0
+
+
+class OffPolicyLearner:
+    """Owns the target networks and optimisers around a :class:`PriorActorPolicy`.
+
+    Args:
+        policy: the practising policy (its ``actor`` and ``critic`` are trained in place).
+        cfg: the update's settings.
+    """
+
+    def __init__(self, policy: PriorActorPolicy, cfg: UpdateConfig) -> None:
+        self.policy = policy
+        self.cfg = cfg
+        self.target_actor = copy.deepcopy(policy.actor).requires_grad_(False)
+        self.target_critic: QEnsemble = copy.deepcopy(policy.critic).requires_grad_(False)
+        self.critic_opt = torch.optim.Adam(policy.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = torch.optim.Adam(policy.actor.parameters(), lr=cfg.actor_lr)
+        self.updates = 0
+        self._sums = [0.0, 0.0, 0.0, 0.0]
+        self._counts = [0, 0]
+
+    # ----------------------------------------------------------------------------------------------
+    def _target_action(self, state: torch.Tensor, prior: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        p = self.policy
+        noise = torch.randn(prior.shape, generator=generator) * self.cfg.target_noise
+        noise = noise.clamp(-self.cfg.target_noise_clip, self.cfg.target_noise_clip)
+        out = self.target_actor(state)
+        if p.config.mode == "residual":
+            z = (torch.tanh(out) + noise).clamp(-1.0, 1.0)
+            return (prior + p.config.residual_scale * z).clamp(-1.0, 1.0)
+        return (torch.tanh(out) + noise).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def targets(self, batch: ReplayBatch, generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """n-step TD targets ``(B,)`` and the share of rows whose bootstrap action was the actor's."""
+        p = self.policy
+        prior_next = batch.next_prior
+        state = p.state(batch.next_obs)
+        proposal = self._target_action(state, prior_next, generator)
+        q_actor = self.target_critic(state, proposal).min(0).values
+        share = 1.0
+        if p.config.mode == "select":
+            q_prior = self.target_critic(state, prior_next).min(0).values
+            share = float((q_actor > q_prior).float().mean())
+            q_actor = torch.maximum(q_actor, q_prior)
+        return batch.returns + batch.discount * q_actor, share
+
+    def update(self, batch: ReplayBatch, generator: torch.Generator) -> None:
+        """One critic step (and, every ``actor_every``, one actor step) on ``batch``, whose ``prior`` and
+        ``next_prior`` hold the frozen prior's actions in ``[-1, 1]`` units."""
+        state = self.critic_step(batch, generator)
+        self.updates += 1
+        if self.updates % self.cfg.actor_every == 0:
+            self._sums[1] += self.actor_step(state, batch.prior, batch)
+            self._counts[1] += 1
+        self.soft_update()
+
+    def critic_step(self, batch: ReplayBatch, generator: torch.Generator) -> torch.Tensor:
+        """One gradient step of the critic ensemble on n-step targets; returns the batch's normalised states."""
+        p, cfg = self.policy, self.cfg
+        y, share = self.targets(batch, generator)
+        state = p.state(batch.obs)
+        q = p.critic(state, p.to_unit(batch.actions))
+        critic_loss = ((q - y[None]) ** 2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(p.critic.parameters(), cfg.grad_clip)
+        self.critic_opt.step()
+        self._sums[0] += critic_loss.item()
+        self._sums[2] += q.detach().mean().item()
+        self._sums[3] += share
+        self._counts[0] += 1
+        return state
+
+    def actor_step(self, state: torch.Tensor, prior: torch.Tensor, batch: ReplayBatch) -> float:
+        """One actor step; returns its loss."""
+        p, cfg = self.policy, self.cfg
+        proposal = p.actor_unit(state, prior)
+        for param in p.critic.parameters():
+            param.requires_grad_(False)
+        q = p.critic(state, proposal).mean(0)
+        for param in p.critic.parameters():
+            param.requires_grad_(True)
+        loss = -q.mean() / q.abs().mean().detach().clamp_min(1e-6)
+        if cfg.bc_weight > 0 and bool(batch.demo.any()):
+            demo = batch.demo
+            loss = loss + cfg.bc_weight * ((proposal[demo] - p.to_unit(batch.actions[demo])) ** 2).sum(-1).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(p.actor.parameters(), cfg.grad_clip)
+        self.actor_opt.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def soft_update(self) -> None:
+        """Move the target networks ``tau`` of the way to the online ones."""
+        tau = self.cfg.tau
+        for target, source in ((self.target_critic, self.policy.critic), (self.target_actor, self.policy.actor)):
+            for t, s in zip(target.parameters(), source.parameters()):
+                t.lerp_(s, tau)
+
+    def sync_targets(self) -> None:
+        """Copy the online networks into the targets (after pre-training them)."""
+        self.target_actor.load_state_dict(self.policy.actor.state_dict())
+        self.target_critic.load_state_dict(self.policy.critic.state_dict())
+
+    def take_stats(self) -> UpdateStats:
+        """Means since the last call, then reset."""
+        n, m = max(self._counts[0], 1), max(self._counts[1], 1)
+        stats = UpdateStats(self._sums[0] / n, self._sums[1] / m, self._sums[2] / n, self._sums[3] / n)
+        self._sums = [0.0, 0.0, 0.0, 0.0]
+        self._counts = [0, 0]
+        return stats
+
+    def state(self) -> dict[str, Any]:
+        """Targets, optimisers and the update count (the policy is saved separately)."""
+        return {"target_actor": self.target_actor.state_dict(), "target_critic": self.target_critic.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+                "updates": self.updates}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state`."""
+        self.target_actor.load_state_dict(state["target_actor"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.updates = state["updates"]

@@ -1,0 +1,430 @@
+"""Off-policy practice: every practice step and every demo in one replay, a critic, and the demo policy as prior.
+
+The loop (``automimic improve practice``)::
+
+    demos ─► BC prior (frozen) ─► PriorActorPolicy (prior + actor + critic ensemble)
+                                       │ acts in the collector (workers / Ray), noise on the actor's proposal only
+                                       ▼
+    run store practice.h5 (provenance) ─► reward source labels each episode ─► replay (demos + practice)
+                                                                                 │ utd updates per env step
+                                       OffPolicyLearner (n-step TD, target nets, IBRL selection) ◄┘
+
+The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
+then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
+machine. The budget counts every env step of practice (evaluation is not practice and is not
+counted); a cycle starts only if its longest possible outcome still fits the budget.
+
+Reward sources (``reward``): ``success`` — sparse, from the simulator's success flag: 1 at the
+success step (``success_reward=binary``) or -1 per step until success (``step``); the episode ends
+at success, a true terminal. ``env`` — the env's own reward, terminal only where the env says so.
+
+Run folder::
+
+    out/config.yaml              resolved PracticeConfig (algo: practice)
+    out/bc/                      the BC prior (checkpoints, metrics)
+    out/practice.h5              every practice episode, with provenance (round = cycle, weights_version)
+    out/offpolicy.pt             policy, learner, generator and counters after the last finished cycle
+    out/evals.jsonl              one row per evaluation (env steps 0 = after the demo warm-up)
+    out/metrics.jsonl, out/tb/   the same numbers for TensorBoard
+    out/report.md, out/success.png
+
+A kill loses at most the cycle under way: on resume the replay is rebuilt from the demos and the
+store's first ``episodes`` practice episodes, episodes a killed cycle had already stored are reused
+(they are a function of their seeds and the checkpointed weights), and the rows, metrics and
+numbers continue exactly as an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
+from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
+from automimic.config import to_dict
+from automimic.data.episode import Episode
+from automimic.data.replay import ReplayBuffer
+from automimic.data.store import EpisodeStore
+from automimic.data.transitions import Transitions, flatten_obs
+from automimic.envs import make_env
+from automimic.evaluation.evaluate import evaluate
+from automimic.policies import policy_from_payload, policy_payload
+from automimic.policies.prior_actor import PriorActorPolicy
+from automimic.rollout.actors import ActorSpec
+from automimic.rollout.collector import Collector, make_collector
+from automimic.rollout.workers import RolloutJob
+from automimic.seeding import BLOCK, episode_seeds, seed_everything
+from automimic.training.loop import TrainConfig
+from automimic.training.run_dir import RunDir, append_row
+
+PRIORS = ("select", "residual", "bc")
+REWARDS = ("success", "env")
+SUCCESS_REWARDS = ("binary", "step")
+
+
+@dataclass
+class PracticeConfig:
+    """An off-policy practice run.
+
+    Args:
+        data: HDF5 store with the expert demos.
+        env_id: env to practise and evaluate in (default: the store's).
+        demos: expert demos to use, spread evenly over the store (0: all).
+        policy: registered class of the BC prior.
+        policy_config: its config fields.
+        bc: optimisation settings of the BC prior.
+        prior: how the demo policy stays in the loop: ``select`` (IBRL: the critic picks the prior's
+            or the actor's action), ``residual`` (a bounded correction on the frozen prior) or ``bc``
+            (the actor alone, with ``update.bc_weight`` pulling it to the demos).
+        reward: ``success`` (sparse, from the simulator) or ``env`` (the env's own reward).
+        success_reward: ``binary`` (1 at success) or ``step`` (-1 per step until success).
+        env_reward_scale: factor on the env's reward (``reward=env``).
+        budget: env steps of practice.
+        utd: updates per env step of practice (update-to-data ratio).
+        update: the off-policy update's settings.
+        warmup_updates: critic updates on the demos alone before practice (the actor is behaviour-
+            cloned as many steps in ``select`` and ``bc``: an untrained critic's gradients otherwise
+            pull a fresh actor anywhere).
+        actor_hidden: hidden widths of the actor.
+        critic_hidden: hidden widths of each critic.
+        critics: critics in the ensemble.
+        residual_scale: bound of the residual (``prior=residual``), as a fraction of the action half-range.
+        explore_std: exploration noise on the actor's proposal (``[-1, 1]`` units).
+        robots: envs each worker steps together; a cycle is ``robots * workers`` episodes.
+        workers: rollout workers (processes, or Ray actors with ``--backend ray``).
+        perturb: start-position perturbation of practice episodes (evaluation never has one).
+        horizon: step budget per episode (0: the env's default).
+        eval_every: evaluate every this many env steps of practice (and at 0 and at the end).
+        eval_episodes: evaluation episodes.
+        seed: seeds everything.
+    """
+
+    data: str = ""
+    env_id: str = ""
+    demos: int = 0
+    policy: str = "mlp"
+    policy_config: dict[str, Any] = field(default_factory=dict)
+    bc: TrainConfig = field(default_factory=TrainConfig)
+    prior: str = "select"
+    reward: str = "success"
+    success_reward: str = "binary"
+    env_reward_scale: float = 1.0
+    budget: int = 100_000
+    utd: float = 0.5
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+    warmup_updates: int = 1000
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    critics: int = 2
+    residual_scale: float = 0.2
+    explore_std: float = 0.1
+    robots: int = 8
+    workers: int = 1
+    perturb: float = 0.0
+    horizon: int = 0
+    eval_every: int = 10_000
+    eval_episodes: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.success_reward not in SUCCESS_REWARDS:
+            raise ValueError(f"success_reward must be one of {SUCCESS_REWARDS}, got {self.success_reward!r}")
+        if self.prior == "bc" and self.update.bc_weight <= 0:
+            raise ValueError("prior 'bc' keeps the actor near the demos through update.bc_weight, which is 0; "
+                             "set it > 0 (e.g. --set update.bc_weight=2.5)")
+        for name in ("robots", "workers", "eval_every", "eval_episodes", "budget"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.utd <= 0:
+            raise ValueError(f"utd must be > 0, got {self.utd}")
+        if self.warmup_updates < 0 or self.horizon < 0 or self.perturb < 0:
+            raise ValueError("warmup_updates, horizon and perturb must be >= 0")
+
+
+@dataclass(frozen=True)
+class PracticeRow:
+    """One line of ``evals.jsonl``: where practice stands at an evaluation."""
+
+    env_steps: int
+    episodes: int
+    updates: int
+    practice_success: float
+    success: float
+    ci_low: float
+    ci_high: float
+    eval_length: float
+    critic_loss: float
+    actor_loss: float
+    q_mean: float
+    actor_share: float
+    updates_per_s: float
+    env_steps_per_s: float
+    seconds: float
+
+    def line(self) -> str:
+        """The per-evaluation progress line."""
+        return (f"env steps {self.env_steps}: eval {self.success:.2f} [{self.ci_low:.2f}, {self.ci_high:.2f}], "
+                f"length {self.eval_length:.1f} | practice success {self.practice_success:.2f}, "
+                f"episodes {self.episodes}, updates {self.updates}, q {self.q_mean:.2f}, "
+                f"actor share {self.actor_share:.2f}, {self.updates_per_s:.0f} upd/s, "
+                f"{self.env_steps_per_s:.0f} steps/s, {self.seconds:.0f}s")
+
+
+def label(episode: Episode, cfg: PracticeConfig) -> tuple[np.ndarray, bool]:
+    """The practice reward ``(T,)`` of an episode and whether it ended for good (see the module docstring)."""
+    t = episode.length
+    if cfg.reward == "env":
+        return (np.asarray(episode.rewards, dtype=np.float32) * cfg.env_reward_scale,
+                bool(episode.attrs.get("terminated", False)))
+    success = bool(episode.success)
+    if cfg.success_reward == "binary":
+        rewards = np.zeros(t, dtype=np.float32)
+        rewards[-1] = float(success)
+    else:
+        rewards = -np.ones(t, dtype=np.float32)
+        rewards[-1] = 0.0 if success else -1.0
+    return rewards, success
+
+
+def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """Refuse what cannot work, before anything is written; returns the episode horizon and the action bounds."""
+    from automimic.policies.base import _REGISTRY
+
+    cls = _REGISTRY.get(cfg.policy)
+    if cls is None:
+        raise ValueError(f"policy: unknown policy {cfg.policy!r}")
+    chunked = int(cfg.policy_config.get("chunk", 0) or 0) > 0 or cfg.policy in ("act", "diffusion")
+    if chunked and cfg.prior != "residual":
+        raise ValueError(f"prior {cfg.prior!r}: a chunked policy ({cfg.policy}) practises through a residual on its "
+                         "frozen chunks; use --prior residual")
+    env = make_env(env_id, **({"horizon": cfg.horizon} if cfg.horizon else {}))
+    try:
+        horizon = int(env.horizon)
+        low = np.asarray(env.action_space.low, dtype=np.float32)
+        high = np.asarray(env.action_space.high, dtype=np.float32)
+        if cfg.reward == "success" and not getattr(env, "reports_success", True):
+            raise ValueError(f"reward 'success': {env_id} reports no success flag; use --reward env")
+    finally:
+        env.close()
+    if cfg.budget < horizon:
+        raise ValueError(f"budget {cfg.budget} is smaller than one episode ({horizon} steps of {env_id})")
+    return horizon, low, high
+
+
+def _add(buffer: ReplayBuffer, policy: PriorActorPolicy, episode: Episode, cfg: PracticeConfig, demo: bool) -> None:
+    states = episode_states(episode, policy.obs_keys)
+    rewards, terminal = label(episode, cfg)
+    with torch.no_grad():
+        prior = policy.prior_unit(torch.as_tensor(states))
+    buffer.add(states[:-1], episode.actions, rewards, states[1:], terminal, demo, prior[:-1], prior[1:])
+
+
+def _warm_up(policy: PriorActorPolicy, learner: OffPolicyLearner, buffer: ReplayBuffer, demos: Transitions,
+             cfg: PracticeConfig, gen: torch.Generator) -> None:
+    """Critic TD steps on the demos; in ``select``/``bc`` the actor is behaviour-cloned alongside."""
+    opt = torch.optim.Adam(policy.actor.parameters(), lr=cfg.update.actor_lr)
+    clone = cfg.prior != "residual"
+    for _ in range(cfg.warmup_updates):
+        batch = buffer.sample(cfg.update.batch, gen, 1.0, cfg.update.n_step, cfg.update.gamma)
+        learner.critic_step(batch, gen)
+        learner.soft_update()
+        if clone:
+            idx = torch.randint(len(demos), (cfg.update.batch,), generator=gen)
+            loss = policy.loss(demos.batch(idx))["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    learner.sync_targets()
+    learner.take_stats()
+
+
+def _cycle_episodes(collector: Collector, store: EpisodeStore, stored: int, policy: PriorActorPolicy, env_id: str,
+                    cfg: PracticeConfig, start: int, count: int, cycle: int) -> list[Episode]:
+    """The next cycle's ``count`` practice episodes: any a killed run already stored, then fresh ones."""
+    seeds = episode_seeds("practice", cfg.seed, count, start=start)
+    names = store.names() if store.path.exists() else []
+    done = [store.read(n) for n in names[stored:]]
+    if [e.seed for e in done] != seeds[: len(done)]:
+        raise ValueError(f"{store.path}: holds practice episodes this run's checkpoint does not know; "
+                         "delete the run folder or use a new --out")
+    env_kwargs = {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})}
+    job = RolloutJob(env_id, ActorSpec.policy(policy, name=f"practice:{cfg.prior}", deterministic=False), env_kwargs,
+                     source="self", round=cycle)
+    for episode in collector.episodes(job, seeds[len(done):]):
+        store.append(episode)
+        done.append(episode)
+    return done
+
+
+def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
+                 on_row: Callable[[PracticeRow], None] | None = None) -> list[PracticeRow]:
+    """Run (or resume) off-policy practice into ``out``; one :class:`PracticeRow` per evaluation."""
+    out = Path(out)
+    env_id = cfg.env_id or EpisodeStore(cfg.data).env_id() or ""
+    if not env_id:
+        raise ValueError(f"{cfg.data}: the store names no env; pass --env")
+    horizon, low, high = check_practice(cfg, env_id)
+    env_id, demos = rl_setup(cfg.data, env_id, cfg.demos, out, {"algo": "practice", **to_dict(cfg)})
+    base = initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
+                          train=cfg.bc, seed=cfg.seed, progress=progress)
+    demo_data = Transitions.from_episodes(demos, base.obs_keys)
+    seed_everything(cfg.seed)
+    policy = PriorActorPolicy.from_base(
+        base, demo_data, low, high, mode={"bc": "actor"}.get(cfg.prior, cfg.prior), actor_hidden=cfg.actor_hidden,
+        critic_hidden=cfg.critic_hidden, critics=cfg.critics, residual_scale=cfg.residual_scale,
+        explore_std=cfg.explore_std)
+    learner = OffPolicyLearner(policy, cfg.update)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    per_cycle = cfg.robots * cfg.workers
+    buffer = ReplayBuffer(policy.obs_dim, policy.action_dim,
+                          sum(e.length for e in demos) + cfg.budget + per_cycle * horizon)
+    for episode in demos:
+        _add(buffer, policy, episode, cfg, demo=True)
+    store = EpisodeStore(out / "practice.h5", env_id)
+    run = RunDir(out)
+    state_path = out / "offpolicy.pt"
+    counters = {"env_steps": 0, "episodes": 0, "cycles": 0, "updates_due": 0.0, "successes": 0, "window": 0,
+                "next_eval": 0}
+    rows: list[PracticeRow] = []
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        policy.load_state_dict(state["policy"]["state_dict"])
+        learner.load(state["learner"])
+        gen.set_state(state["generator"])
+        counters = state["counters"]
+        rows = [PracticeRow(**r) for r in state["rows"]]
+        for episode in store.episodes(limit=counters["episodes"]):
+            _add(buffer, policy, episode, cfg, demo=False)
+        run.drop_metrics_after(rows[-1].env_steps)
+    (out / "evals.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in rows))
+
+    def save() -> None:
+        payload = {"policy": policy_payload(policy), "learner": learner.state(), "generator": gen.get_state(),
+                   "counters": counters, "rows": [dataclasses.asdict(r) for r in rows]}
+        tmp = state_path.with_suffix(".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(state_path)
+
+    clock = {"t": time.time(), "update_s": 0.0, "roll_s": 0.0, "steps": 0, "updates": 0}
+
+    def record(collector: Collector) -> None:
+        result = evaluate(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=collector,
+                          horizon=cfg.horizon or None, progress=False)
+        stats = learner.take_stats()
+        row = PracticeRow(
+            counters["env_steps"], counters["episodes"], learner.updates,
+            counters["successes"] / max(counters["window"], 1), result.success_rate, result.ci_low, result.ci_high,
+            result.mean_length, stats.critic_loss, stats.actor_loss, stats.q_mean, stats.target_actor_share,
+            clock["updates"] / max(clock["update_s"], 1e-9), clock["steps"] / max(clock["roll_s"], 1e-9),
+            time.time() - clock["t"])
+        counters.update(successes=0, window=0, next_eval=counters["env_steps"] + cfg.eval_every)
+        clock.update(t=time.time(), update_s=0.0, roll_s=0.0, steps=0, updates=0)
+        rows.append(row)
+        append_row(out / "evals.jsonl", row)
+        numbers = {k: v for k, v in dataclasses.asdict(row).items() if k != "env_steps"}
+        run.log(row.env_steps, numbers)
+        if on_row is not None:
+            on_row(row)
+
+    bar = tqdm(total=cfg.budget, initial=counters["env_steps"], desc=f"practice ({cfg.prior}, {cfg.reward})",
+               unit="step", disable=not progress)
+    with make_collector(cfg.workers, envs_per_worker=cfg.robots) as collector:
+        try:
+            if not rows:
+                _warm_up(policy, learner, buffer, demo_data, cfg, gen)
+                record(collector)
+                save()
+            while counters["env_steps"] + per_cycle * horizon <= cfg.budget:
+                if counters["episodes"] + per_cycle > BLOCK:
+                    raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {cfg.seed}")
+                t0 = time.time()
+                episodes = _cycle_episodes(collector, store, counters["episodes"], policy, env_id, cfg,
+                                           counters["episodes"], per_cycle, counters["cycles"])
+                clock["roll_s"] += time.time() - t0
+                for episode in episodes:
+                    _add(buffer, policy, episode, cfg, demo=False)
+                steps = sum(e.length for e in episodes)
+                counters["env_steps"] += steps
+                counters["episodes"] += len(episodes)
+                counters["cycles"] += 1
+                counters["successes"] += sum(bool(e.success) for e in episodes)
+                counters["window"] += len(episodes)
+                clock["steps"] += steps
+                counters["updates_due"] += cfg.utd * steps
+                todo = int(counters["updates_due"])
+                counters["updates_due"] -= todo
+                t0 = time.time()
+                policy.train()
+                for _ in range(todo):
+                    learner.update(buffer.sample(cfg.update.batch, gen, cfg.update.demo_fraction, cfg.update.n_step,
+                                                 cfg.update.gamma), gen)
+                policy.eval()
+                clock["update_s"] += time.time() - t0
+                clock["updates"] += todo
+                last = counters["env_steps"] + per_cycle * horizon > cfg.budget
+                if counters["env_steps"] >= counters["next_eval"] or last:
+                    record(collector)
+                save()
+                bar.update(steps)
+        finally:
+            bar.close()
+            run.close()
+    return rows
+
+
+def load_practice_policy(out: str | Path) -> PriorActorPolicy:
+    """The practised policy after the last finished cycle of an off-policy practice run (``out/offpolicy.pt``)."""
+    path = Path(out) / "offpolicy.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{out}: no practice checkpoint ({path}); has practice run?")
+    return policy_from_payload(torch.load(path, map_location="cpu", weights_only=False)["policy"])
+
+
+def practice_rows(out: str | Path) -> list[PracticeRow]:
+    """The evaluation rows of a practice run folder (none if it has not started)."""
+    path = Path(out) / "evals.jsonl"
+    if not path.exists():
+        return []
+    return [PracticeRow(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_report(out: str | Path) -> Path:
+    """Write ``report.md`` (table of evaluations) and ``success.png`` (success against env steps)."""
+    from automimic.evaluation.report import markdown_table, plot_lines
+
+    out = Path(out)
+    rows = practice_rows(out)
+    if not rows:
+        raise ValueError(f"{out}: no evaluations to report")
+    cfg = RunDir(out).read_config()
+    steps = [r.env_steps for r in rows]
+    plot_lines([steps, steps, steps], {"success": [r.success for r in rows], "95% low": [r.ci_low for r in rows],
+                                       "95% high": [r.ci_high for r in rows]},
+               out / "success.png", f"practice on {cfg['env_id']}", "env steps of practice", "evaluation success")
+    table = markdown_table(
+        ["env steps", "episodes", "updates", "practice success", "eval success", "95% CI", "mean length", "q",
+         "actor share", "upd/s", "steps/s"],
+        [[r.env_steps, r.episodes, r.updates, f"{r.practice_success:.2f}", f"{r.success:.2f}",
+          f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.eval_length:.1f}", f"{r.q_mean:.2f}", f"{r.actor_share:.2f}",
+          f"{r.updates_per_s:.0f}", f"{r.env_steps_per_s:.0f}"] for r in rows])
+    text = (f"# Off-policy practice on {cfg['env_id']}\n\n{cfg['demos'] or 'all'} expert demos, prior "
+            f"`{cfg['prior']}`, reward `{cfg['reward']}`"
+            + (f" ({cfg['success_reward']})" if cfg["reward"] == "success" else "")
+            + f", budget {cfg['budget']} env steps, {cfg['utd']} updates per env step, seed {cfg['seed']}; "
+            f"{cfg['eval_episodes']} evaluation episodes per row (eval seeds, 95% Wilson intervals). Env steps 0 is "
+            f"the policy after the demo warm-up, before any practice.\n\n{table}\n\n"
+            f"![evaluation success against env steps](success.png)\n")
+    (out / "report.md").write_text(text)
+    return out / "report.md"

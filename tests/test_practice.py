@@ -1,0 +1,94 @@
+"""Off-policy practice: it improves a weak policy, resumes exactly, refuses what cannot work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from automimic.algos import practice as practice_mod
+from automimic.algos.offpolicy import UpdateConfig
+from automimic.algos.practice import PracticeConfig, load_practice_policy, run_practice, write_report
+from automimic.data.store import EpisodeStore
+from automimic.training.loop import TrainConfig
+
+
+def _cfg(data, **over) -> PracticeConfig:
+    """A small, fast practice run on point/reach (tiny networks, short budget)."""
+    base = dict(data=str(data), env_id="point/reach", demos=2, budget=2400, prior="select",
+                bc=TrainConfig(steps=200, checkpoint_every=10**6), eval_every=800, eval_episodes=10, utd=0.5,
+                warmup_updates=50, actor_hidden=(32, 32), critic_hidden=(32, 32), robots=4,
+                update=UpdateConfig(batch=64))
+    base.update(over)
+    return PracticeConfig(**base)
+
+
+def test_killed_and_resumed_practice_ends_with_the_uninterrupted_rows_and_weights(point_demos, tmp_path, monkeypatch):
+    full = run_practice(_cfg(point_demos), tmp_path / "full", progress=False)
+    assert [r.env_steps for r in full][0] == 0 and len(full) >= 3
+
+    # Kill inside a later cycle's updates: its episodes are already in the store, the checkpoint is older.
+    calls = {"n": 0}
+    real = practice_mod.OffPolicyLearner.update
+
+    def dying(self, batch, generator):
+        calls["n"] += 1
+        if calls["n"] == 2 * 100 + 1:
+            raise KeyboardInterrupt
+        return real(self, batch, generator)
+
+    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_practice(_cfg(point_demos), tmp_path / "cut", progress=False)
+    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", real)
+    stored = len(EpisodeStore(tmp_path / "cut" / "practice.h5"))
+    state = torch.load(tmp_path / "cut" / "offpolicy.pt", weights_only=False)
+    assert stored > state["counters"]["episodes"]  # the kill left episodes beyond the checkpoint
+
+    resumed = run_practice(_cfg(point_demos), tmp_path / "cut", progress=False)
+    strip = lambda rows: [{k: v for k, v in r.__dict__.items() if not k.endswith("_s") and k != "seconds"}
+                          for r in rows]
+    assert strip(resumed) == strip(full)
+    a, b = load_practice_policy(tmp_path / "full"), load_practice_policy(tmp_path / "cut")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert len(EpisodeStore(tmp_path / "cut" / "practice.h5")) == len(EpisodeStore(tmp_path / "full" / "practice.h5"))
+    lines = (tmp_path / "cut" / "evals.jsonl").read_text().splitlines()
+    assert [json.loads(x)["env_steps"] for x in lines] == [r.env_steps for r in full]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [r.env_steps for r in full]  # no row logged twice
+    report = write_report(tmp_path / "cut")
+    assert "success.png" in report.read_text() and (tmp_path / "cut" / "success.png").exists()
+
+
+def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
+    run_practice(_cfg(point_demos, budget=800, eval_every=800), tmp_path / "run", progress=False)
+    episodes = EpisodeStore(tmp_path / "run" / "practice.h5").episodes()
+    assert episodes and all(e.source == "self" and e.policy == "practice:select" for e in episodes)
+    assert all(e.attrs["weights_version"] >= 1 and "terminated" in e.attrs for e in episodes)
+    assert sum(e.length for e in episodes) <= 800
+    assert [e.round for e in episodes][:4] == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("over, message", [
+    (dict(budget=100), "smaller than one episode"),
+    (dict(policy="act", prior="select"), "use --prior residual"),
+    (dict(prior="bc"), "update.bc_weight"),
+    (dict(prior="nope"), "prior must be one of"),
+    (dict(reward="nope"), "reward must be one of"),
+    (dict(utd=0.0), "utd must be > 0"),
+])
+def test_what_cannot_work_is_refused_before_anything_is_written(point_demos, tmp_path, over, message):
+    with pytest.raises(ValueError, match=message):
+        run_practice(_cfg(point_demos, **over), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_refuses_a_budget_below_one_episode_in_one_line(point_demos, tmp_path):
+    from automimic.cli import app
+
+    r = CliRunner().invoke(app, ["improve", "practice", "--data", str(point_demos), "--out", str(tmp_path / "x"),
+                                 "--budget", "50"])
+    assert r.exit_code == 2 and "budget 50 is smaller than one episode" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
