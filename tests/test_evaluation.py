@@ -12,9 +12,20 @@ import pytest
 from automimic.algos.bc import BCConfig, train_bc
 from automimic.data import EpisodeStore
 from automimic.evaluation.evaluate import evaluate, record_videos
-from automimic.evaluation.stats import wilson_interval
+import math
+
+from automimic.evaluation.stats import seed_interval, wilson_interval
 from automimic.seeding import episode_seeds, purpose_of
 from automimic.training.loop import TrainConfig
+
+
+def test_seed_interval_is_the_t_interval_over_seed_means():
+    mean, low, high = seed_interval([0.6, 0.7, 0.8])
+    # sd 0.1, t(0.975, 2) = 4.303: half-width 4.303 * 0.1 / sqrt(3) = 0.2484.
+    assert mean == pytest.approx(0.7) and low == pytest.approx(0.4516, abs=1e-4) and high == pytest.approx(0.9484, abs=1e-4)
+    assert seed_interval([0.9, 1.0, 1.0])[2] == 1.0  # clipped to [0, 1]
+    one = seed_interval([0.5])
+    assert one[0] == 0.5 and math.isnan(one[1]) and math.isnan(one[2])
 
 
 def test_wilson_matches_known_values():

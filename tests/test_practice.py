@@ -19,7 +19,7 @@ def _cfg(data, **over) -> PracticeConfig:
     """A small, fast practice run on point/reach (tiny networks, short budget)."""
     base = dict(data=str(data), env_id="point/reach", demos=2, budget=2400, prior="select",
                 bc=TrainConfig(steps=200, checkpoint_every=10**6), eval_every=800, eval_episodes=10, utd=0.5,
-                warmup_updates=50, actor_hidden=(32, 32), critic_hidden=(32, 32), robots=4,
+                warmup_updates=50, actor_start=600, actor_hidden=(32, 32), critic_hidden=(32, 32), robots=4,
                 update=UpdateConfig(batch=64))
     base.update(over)
     return PracticeConfig(**base)
@@ -33,11 +33,11 @@ def test_killed_and_resumed_practice_ends_with_the_uninterrupted_rows_and_weight
     calls = {"n": 0}
     real = practice_mod.OffPolicyLearner.update
 
-    def dying(self, batch, generator):
+    def dying(self, batch, generator, actor=True):
         calls["n"] += 1
         if calls["n"] == 2 * 100 + 1:
             raise KeyboardInterrupt
-        return real(self, batch, generator)
+        return real(self, batch, generator, actor)
 
     monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", dying)
     with pytest.raises(KeyboardInterrupt):

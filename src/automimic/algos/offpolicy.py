@@ -109,11 +109,15 @@ class OffPolicyLearner:
         return (torch.tanh(out) + noise).clamp(-1.0, 1.0)
 
     @torch.no_grad()
-    def targets(self, batch: ReplayBatch, generator: torch.Generator) -> tuple[torch.Tensor, float]:
-        """n-step TD targets ``(B,)`` and the share of rows whose bootstrap action was the actor's."""
+    def targets(self, batch: ReplayBatch, generator: torch.Generator,
+                actor: bool = True) -> tuple[torch.Tensor, float]:
+        """n-step TD targets ``(B,)`` and the share of rows whose bootstrap action was the actor's
+        (``actor`` off: the prior's action is the bootstrap action)."""
         p = self.policy
         prior_next = batch.next_prior
         state = p.state(batch.next_obs)
+        if not actor:
+            return batch.returns + batch.discount * self.target_critic(state, prior_next).min(0).values, 0.0
         proposal = self._target_action(state, prior_next, generator)
         q_actor = self.target_critic(state, proposal).min(0).values
         share = 1.0
@@ -123,20 +127,23 @@ class OffPolicyLearner:
             q_actor = torch.maximum(q_actor, q_prior)
         return batch.returns + batch.discount * q_actor, share
 
-    def update(self, batch: ReplayBatch, generator: torch.Generator) -> None:
-        """One critic step (and, every ``actor_every``, one actor step) on ``batch``, whose ``prior`` and
-        ``next_prior`` hold the frozen prior's actions in ``[-1, 1]`` units."""
-        state = self.critic_step(batch, generator)
+    def update(self, batch: ReplayBatch, generator: torch.Generator, actor: bool = True) -> None:
+        """One critic step (and, every ``actor_every``, one actor step unless ``actor`` is off) on ``batch``,
+        whose ``prior`` and ``next_prior`` hold the frozen prior's actions in ``[-1, 1]`` units."""
+        state = self.critic_step(batch, generator, actor)
         self.updates += 1
-        if self.updates % self.cfg.actor_every == 0:
+        if actor and self.updates % self.cfg.actor_every == 0:
             self._sums[1] += self.actor_step(state, batch.prior, batch)
             self._counts[1] += 1
         self.soft_update()
 
-    def critic_step(self, batch: ReplayBatch, generator: torch.Generator) -> torch.Tensor:
-        """One gradient step of the critic ensemble on n-step targets; returns the batch's normalised states."""
+    def critic_step(self, batch: ReplayBatch, generator: torch.Generator, actor: bool = True) -> torch.Tensor:
+        """One gradient step of the critic ensemble on n-step targets; returns the batch's normalised states.
+
+        Without ``actor`` the targets bootstrap from the prior's action alone (the critic then
+        evaluates the policy that is acting: the prior)."""
         p, cfg = self.policy, self.cfg
-        y, share = self.targets(batch, generator)
+        y, share = self.targets(batch, generator, actor)
         state = p.state(batch.obs)
         q = p.critic(state, p.to_unit(batch.actions))
         critic_loss = ((q - y[None]) ** 2).mean(1).sum()
@@ -196,7 +203,7 @@ class OffPolicyLearner:
         """Targets, optimisers and the update count (the policy is saved separately)."""
         return {"target_actor": self.target_actor.state_dict(), "target_critic": self.target_critic.state_dict(),
                 "critic_opt": self.critic_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
-                "updates": self.updates}
+                "updates": self.updates, "sums": list(self._sums), "counts": list(self._counts)}
 
     def load(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state`."""
@@ -205,3 +212,4 @@ class OffPolicyLearner:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.updates = state["updates"]
+        self._sums, self._counts = list(state["sums"]), list(state["counts"])

@@ -91,8 +91,12 @@ class PracticeConfig:
         utd: updates per env step of practice (update-to-data ratio).
         update: the off-policy update's settings.
         warmup_updates: critic updates on the demos alone before practice (the actor is behaviour-
-            cloned as many steps in ``select`` and ``bc``: an untrained critic's gradients otherwise
-            pull a fresh actor anywhere).
+            cloned as many steps in ``select`` and ``bc``).
+        actor_start: env steps of practice during which the prior alone acts (with the exploration
+            noise) and only the critic learns; then the actor starts to learn and to propose. A critic
+            that has seen only demos, all successes, gives the actor gradients that point anywhere:
+            measured on push-v3 from 5 demos, an actor trained from the start took success from
+            0.64-0.68 to 0.06-0.34 within 6k env steps in every prior mode.
         actor_hidden: hidden widths of the actor.
         critic_hidden: hidden widths of each critic.
         critics: critics in the ensemble.
@@ -121,6 +125,7 @@ class PracticeConfig:
     utd: float = 0.5
     update: UpdateConfig = field(default_factory=UpdateConfig)
     warmup_updates: int = 1000
+    actor_start: int = 10_000
     actor_hidden: tuple[int, ...] = (256, 256)
     critic_hidden: tuple[int, ...] = (256, 256)
     critics: int = 2
@@ -149,8 +154,8 @@ class PracticeConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.utd <= 0:
             raise ValueError(f"utd must be > 0, got {self.utd}")
-        if self.warmup_updates < 0 or self.horizon < 0 or self.perturb < 0:
-            raise ValueError("warmup_updates, horizon and perturb must be >= 0")
+        if self.warmup_updates < 0 or self.horizon < 0 or self.perturb < 0 or self.actor_start < 0:
+            raise ValueError("warmup_updates, actor_start, horizon and perturb must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -238,7 +243,7 @@ def _warm_up(policy: PriorActorPolicy, learner: OffPolicyLearner, buffer: Replay
     clone = cfg.prior != "residual"
     for _ in range(cfg.warmup_updates):
         batch = buffer.sample(cfg.update.batch, gen, 1.0, cfg.update.n_step, cfg.update.gamma)
-        learner.critic_step(batch, gen)
+        learner.critic_step(batch, gen, cfg.actor_start == 0)
         learner.soft_update()
         if clone:
             idx = torch.randint(len(demos), (cfg.update.batch,), generator=gen)
@@ -344,6 +349,7 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
         try:
             if not rows:
                 _warm_up(policy, learner, buffer, demo_data, cfg, gen)
+                policy.actor_on.fill_(cfg.actor_start == 0)
                 record(collector)
                 save()
             while counters["env_steps"] + per_cycle * horizon <= cfg.budget:
@@ -367,9 +373,11 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
                 counters["updates_due"] -= todo
                 t0 = time.time()
                 policy.train()
+                learn_actor = counters["env_steps"] >= cfg.actor_start
                 for _ in range(todo):
                     learner.update(buffer.sample(cfg.update.batch, gen, cfg.update.demo_fraction, cfg.update.n_step,
-                                                 cfg.update.gamma), gen)
+                                                 cfg.update.gamma), gen, actor=learn_actor)
+                policy.actor_on.fill_(learn_actor)
                 policy.eval()
                 clock["update_s"] += time.time() - t0
                 clock["updates"] += todo

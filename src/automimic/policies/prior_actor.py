@@ -110,6 +110,9 @@ class PriorActorPolicy(Policy):
             nn.init.zeros_(self.actor[-1].weight)
             nn.init.zeros_(self.actor[-1].bias)  # no correction until practice learns one
         self.critic = QEnsemble(obs_dim, action_dim, tuple(config.critic_hidden), config.critics)
+        # Whether the actor proposes yet: off while practice only evaluates the prior (a state
+        # buffer, so the switch travels to rollout workers with the weights).
+        self.register_buffer("actor_on", torch.tensor(True))
         self.register_buffer("_low", torch.tensor(config.action_low, dtype=torch.float32))
         self.register_buffer("_high", torch.tensor(config.action_high, dtype=torch.float32))
 
@@ -180,6 +183,9 @@ class PriorActorPolicy(Policy):
     def unit_actions(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The executed actions in ``[-1, 1]`` units and, per row, whether the actor's proposal was taken."""
         prior = self.prior_unit(obs)
+        if not bool(self.actor_on):
+            # The prior alone acts (with the exploration noise) while the critic learns what it is worth.
+            return (prior + (noise if noise is not None else 0.0)).clamp(-1.0, 1.0), torch.zeros(len(obs), dtype=torch.bool)
         state = self.state(obs)
         proposal = self.actor_unit(state, prior, noise)
         if self.config.mode == "select":

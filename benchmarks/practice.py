@@ -1,0 +1,151 @@
+"""Off-policy practice against BC(k), SEIL(k) and BC(50) on Meta-World, cell by cell, resumable.
+
+    python benchmarks/practice.py --tasks push-v3 --ks 5 --seeds 0            # one task, one seed
+    python benchmarks/practice.py --tasks reach-v3 push-v3 pick-place-v3 peg-insert-side-v3 --ks 5 --seeds 0 1 2
+    python benchmarks/practice.py --table-only                                 # tables and plot from the cache
+    python benchmarks/practice.py --methods practice --set prior=residual --tag residual   # a variant
+
+A cell is (method, task, k, seed). Methods:
+  bc        BC(k): the practice run's own BC prior, evaluated (50 episodes, eval seeds of the run seed)
+  practice  off-policy practice (``automimic improve practice``) with the given budget; its curve is kept
+  seil      SEIL(k) with rounds x practice episodes sized to the same budget (its env steps are counted)
+  bc50      BC on all 50 demos (k is ignored)
+
+The k demos are spread over 50 recorded per task (``linspace``, the SEIL protocol; the same files as
+``benchmarks/bc_fewshot.py``). Results go to ``benchmarks/results/practice/<tag>/<method>/<task>_k<k>_s<seed>.json``
+(committed); run folders go to ``--runs`` (not committed). Every process here uses one torch thread
+and rollouts run in-process, so two benchmark processes side by side do not fight over the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import MT10, cached, cell, machine_line, markdown, summary  # noqa: E402
+
+from automimic.algos.bc import BCConfig, load_run_policy, train_bc  # noqa: E402
+from automimic.algos.practice import PracticeConfig, run_practice, write_report  # noqa: E402
+from automimic.config import apply_overrides, from_dict, to_dict  # noqa: E402
+from automimic.data.store import EpisodeStore  # noqa: E402
+from automimic.evaluation.evaluate import evaluate  # noqa: E402
+from automimic.rollout.collect import collect_demos  # noqa: E402
+from automimic.training.loop import TrainConfig  # noqa: E402
+
+METHODS = ("bc", "practice", "seil", "bc50")
+
+
+def practice_config(args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> PracticeConfig:
+    """The practice run of a cell: defaults, the budget, then ``--set`` overrides."""
+    data = to_dict(PracticeConfig(data=str(demos), env_id=f"metaworld/{task}", demos=k, budget=args.budget,
+                                  eval_every=args.eval_every, eval_episodes=args.episodes, seed=seed))
+    return from_dict(PracticeConfig, apply_overrides(data, args.set, PracticeConfig))
+
+
+def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> dict:
+    """Measure one cell (see the module docstring)."""
+    env_id = f"metaworld/{task}"
+    t = time.time()
+    if method in ("bc", "practice"):
+        cfg = practice_config(args, demos, task, k, seed)
+        out = args.runs / args.tag / f"{task}_k{k}_s{seed}"
+        if method == "bc":
+            cfg = PracticeConfig(**{**cfg.__dict__, "budget": 10**9})  # only the BC prior is trained here
+            from automimic.algos.on_policy import initial_policy, rl_setup
+
+            _, eps = rl_setup(cfg.data, env_id, k, args.runs / "bc" / f"{task}_k{k}_s{seed}", {"algo": "bc", "k": k})
+            policy = initial_policy(eps, env_id, args.runs / "bc" / f"{task}_k{k}_s{seed}" / "bc", policy=cfg.policy,
+                                    policy_config=cfg.policy_config, train=cfg.bc, seed=seed, progress=False)
+            r = evaluate(policy, env_id, args.episodes, seed=seed, workers=1, progress=False)
+            return {"successes": r.successes, "episodes": r.episodes, "seconds": time.time() - t}
+        rows = run_practice(cfg, out, progress=False, on_row=lambda row: print(f"  {task} k={k} s={seed}: {row.line()}",
+                                                                              flush=True))
+        write_report(out)
+        last = rows[-1]
+        return {"successes": round(last.success * args.episodes), "episodes": args.episodes,
+                "env_steps": last.env_steps, "curve": [[r.env_steps, r.success] for r in rows],
+                "updates_per_s": sum(r.updates_per_s for r in rows[1:]) / max(len(rows) - 1, 1),
+                "env_steps_per_s": sum(r.env_steps_per_s for r in rows[1:]) / max(len(rows) - 1, 1),
+                "config": to_dict(cfg), "seconds": time.time() - t}
+    if method == "bc50":
+        policy = train_bc(BCConfig(data=str(demos), episodes=50, train=TrainConfig(steps=5000), seed=seed),
+                          args.runs / "bc50" / f"{task}_s{seed}", progress=False)
+        r = evaluate(policy, env_id, args.episodes, seed=seed, workers=1, progress=False)
+        return {"successes": r.successes, "episodes": r.episodes, "seconds": time.time() - t}
+    from automimic.algos.seil import SEILConfig, run_seil
+
+    # Two models (policy and EMA) practise per round; 4 rounds of 2 x practice episodes of at most
+    # 200 steps each stay within the budget.
+    per_model = max(1, args.budget // (4 * 2 * 200))
+    out = args.runs / "seil" / f"{task}_k{k}_s{seed}"
+    rounds = run_seil(SEILConfig(data=str(demos), env_id=env_id, demos=k, rounds=4, practice_episodes=per_model,
+                                 eval_episodes=args.episodes, workers=1, seed=seed), out, progress=False)
+    steps = sum(e.length for e in EpisodeStore(out / "train.h5").episodes() if e.source == "self") \
+        if (out / "train.h5").exists() else None
+    last = rounds[-1]
+    return {"successes": round(last.success * args.episodes), "episodes": args.episodes, "env_steps": steps,
+            "curve": [[x.round, x.success] for x in rounds], "seconds": time.time() - t}
+
+
+def main() -> None:
+    """Run every missing cell, then print the table (and write it with the plot)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", default=["reach-v3", "push-v3", "pick-place-v3", "peg-insert-side-v3"],
+                   choices=MT10 + [t for t in []], metavar="TASK")
+    p.add_argument("--ks", nargs="+", type=int, default=[5])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--methods", nargs="+", default=["bc", "practice"], choices=METHODS)
+    p.add_argument("--budget", type=int, default=100_000, help="env steps of practice per cell")
+    p.add_argument("--eval-every", type=int, default=10_000)
+    p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per cell")
+    p.add_argument("--set", action="append", default=[], help="PracticeConfig override, e.g. prior=residual")
+    p.add_argument("--tag", default="default", help="name of this practice variant's result folder")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/practice"))
+    p.add_argument("--runs", type=Path, default=Path("runs/benchmarks/practice"))
+    p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"))
+    p.add_argument("--table-only", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)  # one thread per process: benchmark processes may run side by side
+    print(f"machine: {machine_line()}", flush=True)
+    results: dict[tuple, dict] = {}
+    for task in args.tasks:
+        demos = args.demos / f"{task}_demos.h5"
+        if not args.table_only:
+            collect_demos(f"metaworld/{task}", 50, demos, seed=0, workers=1, progress=False)
+        for method in args.methods:
+            for k in ([50] if method == "bc50" else args.ks):
+                for seed in args.seeds:
+                    tag = args.tag if method == "practice" else method
+                    path = args.out / tag / f"{task}_k{k}_s{seed}.json"
+                    if args.table_only:
+                        res = cached(path)
+                    else:
+                        res = cell(path, lambda: run_cell(method, args, demos, task, k, seed))
+                        print(f"{method:9s} {task:20s} k={k} seed={seed}: {res['successes']}/{res['episodes']}"
+                              f" ({res['seconds']:.0f}s)", flush=True)
+                    if res is not None:
+                        results[(method, task, k, seed)] = res
+    table = render(results, args)
+    print(table)
+
+
+def render(results: dict[tuple, dict], args: argparse.Namespace) -> str:
+    """One row per (task, k): each method's mean over seeds with its intervals."""
+    rows = []
+    for task in args.tasks:
+        for k in args.ks:
+            row: list[object] = [task, k]
+            for method in args.methods:
+                kk = 50 if method == "bc50" else k
+                row.append(summary([v for (m, t, kx, _), v in results.items() if (m, t, kx) == (method, task, kk)]))
+            rows.append(row)
+    return markdown(["task", "k", *args.methods], rows)
+
+
+if __name__ == "__main__":
+    main()
