@@ -55,12 +55,12 @@ def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: i
         cfg = practice_config(args, demos, task, k, seed)
         out = args.runs / args.tag / f"{task}_k{k}_s{seed}"
         if method == "bc":
-            cfg = PracticeConfig(**{**cfg.__dict__, "budget": 10**9})  # only the BC prior is trained here
+            # The practice run's own prior: the same demos, BC settings and seed, trained once.
             from automimic.algos.on_policy import initial_policy, rl_setup
 
-            _, eps = rl_setup(cfg.data, env_id, k, args.runs / "bc" / f"{task}_k{k}_s{seed}", {"algo": "bc", "k": k})
-            policy = initial_policy(eps, env_id, args.runs / "bc" / f"{task}_k{k}_s{seed}" / "bc", policy=cfg.policy,
-                                    policy_config=cfg.policy_config, train=cfg.bc, seed=seed, progress=False)
+            _, eps = rl_setup(cfg.data, env_id, k, out, {"algo": "practice", **to_dict(cfg)})
+            policy = initial_policy(eps, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
+                                    train=cfg.bc, seed=seed, progress=False)
             r = evaluate(policy, env_id, args.episodes, seed=seed, workers=1, progress=False)
             return {"successes": r.successes, "episodes": r.episodes, "seconds": time.time() - t}
         rows = run_practice(cfg, out, progress=False, on_row=lambda row: print(f"  {task} k={k} s={seed}: {row.line()}",

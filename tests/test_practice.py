@@ -74,7 +74,7 @@ def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
 @pytest.mark.parametrize("over, message", [
     (dict(budget=100), "smaller than one episode"),
     (dict(policy="act", prior="select"), "use --prior residual"),
-    (dict(prior="bc"), "update.bc_weight"),
+    (dict(prior="bc", update=UpdateConfig(bc_weight=0.0)), "update.bc_weight"),
     (dict(prior="nope"), "prior must be one of"),
     (dict(reward="nope"), "reward must be one of"),
     (dict(utd=0.0), "utd must be > 0"),

@@ -205,12 +205,11 @@ def label(episode: Episode, cfg: PracticeConfig) -> tuple[np.ndarray, bool]:
 
 def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, np.ndarray]:
     """Refuse what cannot work, before anything is written; returns the episode horizon and the action bounds."""
-    from automimic.policies.base import _REGISTRY
+    from automimic.policies.base import policy_config_class
 
-    cls = _REGISTRY.get(cfg.policy)
-    if cls is None:
-        raise ValueError(f"policy: unknown policy {cfg.policy!r}")
-    chunked = int(cfg.policy_config.get("chunk", 0) or 0) > 0 or cfg.policy in ("act", "diffusion")
+    # The class's own config says whether it predicts chunks: no list of class names to keep up to date.
+    policy_cfg = policy_config_class(cfg.policy)(**cfg.policy_config)
+    chunked = int(getattr(policy_cfg, "chunk", 0) or 0) > 0
     if chunked and cfg.prior != "residual":
         raise ValueError(f"prior {cfg.prior!r}: a chunked policy ({cfg.policy}) practises through a residual on its "
                          "frozen chunks; use --prior residual")

@@ -195,6 +195,13 @@ def randn_rows(n: int, shape: tuple[int, ...], generators: Sequence[torch.Genera
     return torch.stack([torch.randn(*shape, generator=g) for g in generators])
 
 
+def policy_config_class(name: str) -> type:
+    """The config dataclass of registered policy class ``name`` (a clear error for an unknown name)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; registered: {policy_names()}")
+    return _REGISTRY[name].Config
+
+
 def has_action_distribution(name: str) -> bool:
     """Whether registered policy class ``name`` implements :meth:`Policy.action_distribution`."""
     cls = _REGISTRY.get(name)
