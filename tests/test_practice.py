@@ -92,3 +92,23 @@ def test_cli_refuses_a_budget_below_one_episode_in_one_line(point_demos, tmp_pat
                                  "--budget", "50"])
     assert r.exit_code == 2 and "budget 50 is smaller than one episode" in r.output
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+def test_a_chunked_prior_practises_through_a_residual_that_starts_as_the_prior(point_demos, tmp_path):
+    from conftest import CHUNKED_CONFIGS
+
+    from automimic.algos.bc import load_run_policy
+
+    cfg = _cfg(point_demos, policy="act", policy_config=dict(CHUNKED_CONFIGS["act"]), prior="residual", budget=800,
+               eval_every=800, actor_start=0)
+    rows = run_practice(cfg, tmp_path / "act", progress=False)
+    assert [r.env_steps for r in rows][0] == 0 and rows[-1].updates > 0
+    policy = load_practice_policy(tmp_path / "act")
+    assert policy.base.chunk > 0 and policy.config.mode == "residual"
+    # A fresh residual (zero last layer) acts exactly as its frozen chunked prior's first action.
+    fresh = practice_mod.PriorActorPolicy.from_base(
+        load_run_policy(tmp_path / "act" / "bc", "last"), practice_mod.Transitions.from_episodes(
+            EpisodeStore(point_demos).episodes()[:2]), policy._low.numpy(), policy._high.numpy(), mode="residual")
+    obs = EpisodeStore(point_demos).episodes()[0].obs["state"][:5]
+    base = fresh.base.predict_chunk(obs[:, None].repeat(fresh.base.history, 1))[:, 0]
+    assert abs(fresh.act(obs) - base.clip(-1, 1)).max() < 1e-5
