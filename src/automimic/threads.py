@@ -1,0 +1,54 @@
+"""How many CPU threads torch may use in this process: one documented choice, made on purpose.
+
+torch's default is one thread per core. That is fastest for a job alone on the machine, and
+ruinous as soon as a second job shares the cores: OpenMP threads that outnumber the cores spin
+against each other instead of waiting. Measured on a 2-core AMD EPYC (``benchmarks/threads.py``;
+numbers in the README's "Threads" section), a BC training loop with 2 threads beside a second job
+kept well under a third of its solo speed, while with 1 thread each of two jobs kept most of it.
+So automimic uses :data:`DEFAULT_THREADS` = 1 unless told otherwise, by ``--threads`` on the
+command line, the ``AUTOMIMIC_THREADS`` environment variable, or an argument to
+:func:`configure_threads` (Python API users call it themselves; the CLI and the rollout workers do).
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Threads per process unless ``--threads`` / ``AUTOMIMIC_THREADS`` say otherwise. One, because a
+#: process never knows whether another job will share the cores, and with one thread each job keeps
+#: most of its speed when one does, while 2 threads lose far more beside a second job than they
+#: gain alone (measured, see the module docstring).
+DEFAULT_THREADS = 1
+#: The environment variable read when no explicit count is given.
+ENV_VAR = "AUTOMIMIC_THREADS"
+
+
+def resolve_threads(n: int | None = None) -> int:
+    """The thread count to use: ``n`` if given, else ``$AUTOMIMIC_THREADS``, else :data:`DEFAULT_THREADS`.
+
+    Raises:
+        ValueError: ``n`` or the environment variable is not a whole number >= 1.
+    """
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"threads: expected a whole number >= 1, got {n!r}")
+        return n
+    raw = os.environ.get(ENV_VAR)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_THREADS
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{ENV_VAR}: expected a whole number >= 1, got {raw!r}")
+    return value
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count for this process (see :func:`resolve_threads`); return it."""
+    import torch
+
+    threads = resolve_threads(n)
+    torch.set_num_threads(threads)
+    return threads
