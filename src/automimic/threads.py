@@ -1,13 +1,14 @@
 """How many CPU threads torch may use in this process: one documented choice, made on purpose.
 
 torch's default is one thread per core. That is fastest for a job alone on the machine, and
-ruinous as soon as a second job shares the cores: OpenMP threads that outnumber the cores spin
-against each other instead of waiting. Measured on a 2-core AMD EPYC (``benchmarks/threads.py``;
-numbers in the README's "Threads" section), a BC training loop with 2 threads beside a second job
-kept well under a third of its solo speed, while with 1 thread each of two jobs kept most of it.
-So automimic uses :data:`DEFAULT_THREADS` = 1 unless told otherwise, by ``--threads`` on the
-command line, the ``AUTOMIMIC_THREADS`` environment variable, or an argument to
-:func:`configure_threads` (Python API users call it themselves; the CLI and the rollout workers do).
+ruinous as soon as a second job shares the cores: OpenMP threads that outnumber the free cores spin
+against each other instead of waiting. Measured on a 2-core AMD EPYC (``benchmarks/threads.py``, a
+BC training step; the README's "Threads" section has the table): alone, 2 threads ran 182 steps/s
+and 1 thread 144; two identical jobs side by side ran 16 and 14 steps/s each with 2 threads
+(under a tenth of solo) but 138 and 137 with 1 thread each. So every automimic process uses
+:data:`DEFAULT_THREADS` = 1 unless told otherwise, by ``--threads`` on the command line, the
+``AUTOMIMIC_THREADS`` environment variable, or an argument to :func:`configure_threads` (Python API
+users call it themselves; the CLI, the rollout workers and the benchmark scripts do).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from __future__ import annotations
 import os
 
 #: Threads per process unless ``--threads`` / ``AUTOMIMIC_THREADS`` say otherwise. One, because a
-#: process never knows whether another job will share the cores, and with one thread each job keeps
-#: most of its speed when one does, while 2 threads lose far more beside a second job than they
-#: gain alone (measured, see the module docstring).
+#: process never knows whether another job will share the cores: a second thread gains ~1.3x alone
+#: and loses ~10x beside a second job (measured, see the module docstring).
 DEFAULT_THREADS = 1
 #: The environment variable read when no explicit count is given.
 ENV_VAR = "AUTOMIMIC_THREADS"
