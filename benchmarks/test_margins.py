@@ -68,6 +68,10 @@ def cases(demos: Path, scratch: Path) -> dict[str, tuple[str, Callable[[int], di
             return {"success": result.success_rate}
         return run
 
+    def image_case(seed: int) -> dict:
+        policy, result = image.image_policy_success(scratch, seed)
+        return {"success": result.success_rate, "pixel_sensitivity": image.pixel_sensitivity(policy)}
+
     return {
         "ppo": ("test_ppo: before > 0.2, after < 0.1, median KL < 0.2, max KL < 10", ppo_case),
         "disc_sa": ("test_discriminator sa: accuracy > 0.74", gail("sa", 0.0)),
@@ -77,11 +81,13 @@ def cases(demos: Path, scratch: Path) -> dict[str, tuple[str, Callable[[int], di
         "value": ("test_steps_to_go value baseline: error < 0.05 of the variance",
                   lambda seed: {"error_over_variance": stg.value_fit_error(seed)}),
         "bound": ("test_steps_to_go bound penalty: after < 0.5 before", bound),
+        "reinforce": ("test_steps_to_go REINFORCE toy: before < -0.3, after > -0.15",
+                      lambda seed: dict(zip(("before", "after"), stg.reinforce_toy(seed)))),
         "bc": ("test_training BC: success >= 0.9 of 50", success(lambda s: training.bc_success(scratch, s))),
         "act": ("test_act: success >= 0.8 of 30", success(lambda s: act.act_success(demos, scratch / f"act{s}", s))),
         "diffusion": ("test_diffusion: success >= 0.7 of 20",
                       success(lambda s: diffusion.diffusion_success(demos, scratch / f"dp{s}", s))),
-        "image": ("test_image_policy: success >= 0.45 of 30", success(lambda s: image.image_policy_success(scratch, s))),
+        "image": ("test_image_policy: success >= 0.45 of 30, pixel sensitivity > 0.05", image_case),
     }
 
 

@@ -65,7 +65,9 @@ KILLED_RUN = textwrap.dedent("""
     import sys, time
     from automimic.algos.seil import SEILConfig, run_seil
     from automimic.data.store import EpisodeStore
+    from automimic.threads import configure_threads
     from automimic.training.loop import TrainConfig
+    configure_threads()  # what a Python API script does; torch would take a thread per core
     if len(sys.argv) > 3:
         # Pause after the 3rd practice episode of round 1 is stored, so the kill lands mid-round
         # however loaded the machine is (a polling parent can be descheduled past the round's end).

@@ -130,14 +130,14 @@ def test_discounted_returns_and_pace_baseline_by_hand():
     assert pace_baseline(np.array([5.0, 3.0, 2.5]), 3.0, 0.9).tolist() == pytest.approx([1.9, 0.0, 0.0])
 
 
-def test_reinforce_improves_a_toy_task():
-    """Contextual bandit: reward -||a - o||^2; REINFORCE must move the mean action onto the context."""
-    torch.manual_seed(0)
+def reinforce_toy(seed: int = 0) -> tuple[float, float]:
+    """Contextual bandit, reward -||a - o||^2: mean squared miss (negated) before and after 16 REINFORCE updates."""
+    torch.manual_seed(seed)
     policy = build_policy("mlp", {"head": "gaussian", "hidden": (64, 64), "obs_keys": ("state",)}, 2, 2)
     policy.fit_normalizers(Transitions(torch.rand(1000, 2) * 2 - 1, torch.randn(1000, 2), torch.zeros(1000),
                                        ("state",), torch.zeros(1000)))
     opt = torch.optim.Adam(policy.parameters(), lr=1e-4)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     test_obs = torch.rand(1000, 2, generator=gen) * 2 - 1
 
     def score() -> float:
@@ -153,7 +153,14 @@ def test_reinforce_improves_a_toy_task():
             actions = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=gen)
         r = -((policy.unnormalize_actions(actions) - obs) ** 2).sum(-1)
         reinforce_update(policy, opt, obs, actions, (r - r.mean()) / r.std(), 64, gen, 1.0, 0.1)
-    assert before < -0.3 and score() > -0.15  # mean squared miss at least halved
+    return before, score()
+
+
+def test_reinforce_improves_a_toy_task():
+    """REINFORCE must move the mean action onto the context."""
+    before, after = reinforce_toy(0)
+    # Seeds 0-4: before -0.79 to -0.56, after -0.007 to -0.002.
+    assert before < -0.3 and after > -0.15  # mean squared miss at least halved
 
 
 class _GuardedInfo(dict):
