@@ -90,7 +90,9 @@ def act_success(point_demos, out, seed: int = 0):
 
 @pytest.mark.slow
 def test_act_learns_point_reach_with_temporal_ensembling(point_demos, tmp_path):
-    # Seeds 0-4: 0.87-1.00 over 30 episodes (600 steps, ~16 s on one core). The old bound 0.8 was
-    # two episodes under the lowest seed; 0.7 sits the seed spread below it and still means learned.
+    # Seeds 0-4 (600 steps, ~16 s on one core): success 0.87-1.00 over 30 episodes, mean length 23-66
+    # steps. The old bound 0.8 was two episodes under the lowest seed. Success alone proves little here:
+    # random actions reach the goal 0.48-0.72 of the time, in 121-160 steps on average
+    # (benchmarks/test_margins.py); the length shows the policy heads for the goal.
     result = act_success(point_demos, tmp_path / "run")
-    assert result.success_rate >= 0.7, result.line()
+    assert result.success_rate >= 0.7 and result.mean_length < 100, result.line()

@@ -171,5 +171,7 @@ def diffusion_success(point_demos, out, seed: int = 0):
 def test_diffusion_policy_learns_point_reach(point_demos, tmp_path):
     policy, result = diffusion_success(point_demos, tmp_path / "run")
     assert int(policy.ema_steps) == 500  # the training loop drove the EMA
-    # Seeds 0-4: 0.95-1.00 (~25 s of training on one core); the MLP reference is ~0.9.
-    assert result.success_rate >= 0.7, result.line()
+    # Seeds 0-4 (~25 s of training on one core): success 0.95-1.00 over 20 episodes, mean length 47-61
+    # steps; the MLP reference is ~0.9. Random actions reach the goal 0.48-0.72 of the time in 121-160
+    # steps on average (benchmarks/test_margins.py): the length shows the policy heads for the goal.
+    assert result.success_rate >= 0.7 and result.mean_length < 100, result.line()

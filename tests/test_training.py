@@ -104,9 +104,11 @@ def bc_success(folder, seed: int = 0):
 @pytest.mark.slow
 def test_bc_learns_point_reach(tmp_path):
     result = bc_success(tmp_path)
-    # Seeds 0-4: 0.84-0.98 over 50 episodes. The old bound 0.9 failed 3 of those 5 seeds: it held only
-    # for seed 0's float bits. 0.7 sits the seed spread below the lowest.
-    assert result.success_rate >= 0.7, result.line()
+    # Seeds 0-4: success 0.84-0.98 over 50 episodes, mean length 40-67 steps. The old bound 0.9 failed
+    # 3 of those 5 seeds: it held only for seed 0's float bits. Random actions reach the goal 0.48-0.72
+    # of the time in 121-160 steps on average (benchmarks/test_margins.py), so the length is what
+    # shows that BC learned; both bounds sit well outside the seed spread.
+    assert result.success_rate >= 0.7 and result.mean_length < 100, result.line()
 
 
 def test_ema_follows_the_decay_and_differs_from_the_primary(point_demos, tmp_path):
