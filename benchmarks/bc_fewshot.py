@@ -15,11 +15,10 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from automimic.algos.bc import BCConfig, train_bc
 from automimic.evaluation.evaluate import evaluate
 from automimic.rollout.collect import collect_demos
+from automimic.threads import configure_threads
 from automimic.training.loop import TrainConfig
 
 MT10 = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
@@ -37,10 +36,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/bc_fewshot"))
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads for training (a small MLP gains <5%% from a second thread)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for training (default $AUTOMIMIC_THREADS, else 1; see automimic.threads)")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     cells = {}
     for task in args.tasks:

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+from automimic.threads import configure_threads
 
 HERE = Path(__file__).resolve().parent
 TASKS = ["reach-v3", "push-v3", "pick-place-v3", "peg-insert-side-v3"]
@@ -127,7 +127,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/classic"))
     p.add_argument("--table-only", action="store_true", help="only render the finished cells")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    configure_threads()  # $AUTOMIMIC_THREADS, else 1: see automimic.threads
     if not args.table_only:
         from automimic.rollout.collect import collect_demos
 

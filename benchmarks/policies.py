@@ -31,6 +31,7 @@ from automimic.policies import Policy
 from automimic.rollout.chunking import ChunkRunner
 from automimic.rollout.collect import collect_demos
 from automimic.training.loop import TrainConfig
+from automimic.threads import configure_threads
 
 TASKS = ["push-v3", "pick-place-v3", "reach-v3", "drawer-open-v3"]
 POLICIES = {"mlp": {}, "act": {}, "diffusion": {}}
@@ -97,7 +98,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/policies"))
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    configure_threads()  # $AUTOMIMIC_THREADS, else 1: see automimic.threads
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
         for task in args.tasks:

@@ -22,11 +22,10 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from automimic.algos.seil import SEILConfig, run_seil
 from automimic.rollout.collect import collect_demos
 from automimic.training.loop import TrainConfig
+from automimic.threads import configure_threads
 
 MT10 = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
         "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3"]
@@ -60,7 +59,7 @@ def main() -> None:
     p.add_argument("--table-only", action="store_true",
                    help="print the table from the finished cells under --out, running nothing ('-' where missing)")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    configure_threads()  # $AUTOMIMIC_THREADS, else 1: see automimic.threads
     if args.table_only:
         print(render(finished_rows(args), args.variants))
         return

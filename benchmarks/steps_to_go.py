@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from automimic.algos.bc import fit_policy, select_episodes
 from automimic.algos.seil import SEILConfig, run_seil
@@ -30,6 +29,7 @@ from automimic.evaluation.report import markdown_table
 from automimic.rollout.collect import collect_demos
 from automimic.training.loop import TrainConfig
 from automimic.training.run_dir import RunDir
+from automimic.threads import configure_threads
 
 MT10 = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
         "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3"]
@@ -71,7 +71,7 @@ def main() -> None:
     p.add_argument("--demos", type=Path, default=Path("benchmarks/results/bc_fewshot"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/steps_to_go"))
     args = p.parse_args()
-    torch.set_num_threads(1)
+    configure_threads()  # $AUTOMIMIC_THREADS, else 1: see automimic.threads
     args.out.mkdir(parents=True, exist_ok=True)
     budgets = sorted(args.budgets)
     seil_rounds = max(1, budgets[-1] // 100)

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from automimic.algos.steps_to_go import StepsToGoConfig, run_steps_to_go, write_report
 from automimic.data.store import EpisodeStore
 from automimic.evaluation.report import markdown_table
 from automimic.rollout.collect import collect_demos
 from automimic.training.loop import TrainConfig
+from automimic.threads import configure_threads
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/steps_to_go_pointmass"))
     args = p.parse_args()
-    torch.set_num_threads(1)
+    configure_threads()  # $AUTOMIMIC_THREADS, else 1: see automimic.threads
     args.out.mkdir(parents=True, exist_ok=True)
     demos = args.out / f"demos{args.demos}.h5"
     collect_demos("point/reach", args.demos, demos, seed=args.seed, progress=False)

@@ -31,6 +31,7 @@ from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import InProcess, LocalWorkers, RayWorkers, require_ray, start_ray_env
 from automimic.rollout.workers import RolloutJob
 from automimic.seeding import episode_seeds
+from automimic.threads import configure_threads
 
 
 def bare_steps_per_s(env_id: str, steps: int, horizon: int) -> float:
@@ -110,7 +111,7 @@ def main() -> None:
     p.add_argument("--envs-per-worker", type=int, nargs="+", default=[1, 4, 8])
     p.add_argument("--no-ray", action="store_true")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    configure_threads()  # $AUTOMIMIC_THREADS, else 1: see automimic.threads
     rows = []
     ray_startup = None
     if not args.no_ray:

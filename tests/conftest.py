@@ -6,11 +6,14 @@ import contextlib
 import os
 
 import pytest
-import torch
+
+from automimic.threads import ENV_VAR, configure_threads
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 # Tests run in parallel processes on 2 cores; more threads than cores makes torch spin, not work.
-torch.set_num_threads(1)
+# A user's AUTOMIMIC_THREADS would also reach the CLI commands the tests invoke: the suite runs at 1.
+os.environ.pop(ENV_VAR, None)
+configure_threads(1)
 
 
 @pytest.fixture(scope="session")

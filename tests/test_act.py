@@ -79,12 +79,20 @@ def test_config_errors_name_the_field():
         build_policy("act", {"head": "gaussian"}, 3, 2)
 
 
+def act_success(point_demos, out, seed: int = 0):
+    """Train the small ACT 600 steps from ``seed``; its evaluation over 30 episodes."""
+    episodes = EpisodeStore(point_demos).episodes()
+    policy = fit_policy(episodes, "point/reach", out, policy="act",
+                        policy_config={"chunk": 8, "d_model": 64, "ff_dim": 128, "enc_layers": 1, "dec_layers": 1},
+                        train=TrainConfig(steps=600, batch_size=64), seed=seed, progress=False)
+    return evaluate(policy, "point/reach", 30, progress=False)
+
+
 @pytest.mark.slow
 def test_act_learns_point_reach_with_temporal_ensembling(point_demos, tmp_path):
-    # Measured: 0.97 over 30 episodes (600 steps, ~16 s on one core); the bound leaves margin.
-    episodes = EpisodeStore(point_demos).episodes()
-    policy = fit_policy(episodes, "point/reach", tmp_path / "run", policy="act",
-                        policy_config={"chunk": 8, "d_model": 64, "ff_dim": 128, "enc_layers": 1, "dec_layers": 1},
-                        train=TrainConfig(steps=600, batch_size=64), progress=False)
-    result = evaluate(policy, "point/reach", 30, progress=False)
-    assert result.success_rate >= 0.8, result.line()
+    # Seeds 0-4 (600 steps, ~16 s on one core): success 0.87-1.00 over 30 episodes, mean length 23-66
+    # steps. The old bound 0.8 was two episodes under the lowest seed. Success alone proves little here:
+    # random actions reach the goal 0.48-0.72 of the time, in 121-160 steps on average
+    # (benchmarks/test_margins.py); the length shows the policy heads for the goal.
+    result = act_success(point_demos, tmp_path / "run")
+    assert result.success_rate >= 0.7 and result.mean_length < 100, result.line()

@@ -151,8 +151,8 @@ def test_config_validation_names_the_field(field, value):
     DiffusionConfig(**SMALL)  # the base config itself is valid
 
 
-@pytest.mark.slow
-def test_diffusion_policy_learns_point_reach(point_demos, tmp_path):
+def diffusion_success(point_demos, out, seed: int = 0):
+    """Train the small Diffusion Policy 500 steps from ``seed``: (policy, its evaluation over 20 episodes)."""
     from automimic.algos.bc import fit_policy
     from automimic.data.store import EpisodeStore
     from automimic.evaluation.evaluate import evaluate
@@ -160,10 +160,18 @@ def test_diffusion_policy_learns_point_reach(point_demos, tmp_path):
 
     config = {"history": 2, "chunk": 8, "execute_steps": 4, "down_dims": (32, 64), "feature_dim": 32,
               "time_embed_dim": 32}
-    policy = fit_policy(EpisodeStore(point_demos).episodes(), "point/reach", tmp_path / "run", policy="diffusion",
+    policy = fit_policy(EpisodeStore(point_demos).episodes(), "point/reach", out, policy="diffusion",
                         policy_config=config, train=TrainConfig(steps=500, batch_size=64, log_every=500,
-                                                                checkpoint_every=500), progress=False)
+                                                                checkpoint_every=500), seed=seed,
+                        progress=False)
+    return policy, evaluate(policy, "point/reach", episodes=20, progress=False)
+
+
+@pytest.mark.slow
+def test_diffusion_policy_learns_point_reach(point_demos, tmp_path):
+    policy, result = diffusion_success(point_demos, tmp_path / "run")
     assert int(policy.ema_steps) == 500  # the training loop drove the EMA
-    result = evaluate(policy, "point/reach", episodes=20, progress=False)
-    # Measured 1.00 (seeds 1, 2: 0.95) after ~25 s of training on one core; the MLP reference is ~0.9.
-    assert result.success_rate >= 0.7, result.line()
+    # Seeds 0-4 (~25 s of training on one core): success 0.95-1.00 over 20 episodes, mean length 47-61
+    # steps; the MLP reference is ~0.9. Random actions reach the goal 0.48-0.72 of the time in 121-160
+    # steps on average (benchmarks/test_margins.py): the length shows the policy heads for the goal.
+    assert result.success_rate >= 0.7 and result.mean_length < 100, result.line()

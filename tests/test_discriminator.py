@@ -40,25 +40,34 @@ def _data(point_demos, kind: str):
     return t(expert[:a]), t(policy[:b]), t(expert[a:]), t(policy[b:])
 
 
-# Minimum held-out accuracy per case, a little under what was measured (0.79, 0.73, 0.65): the
-# penalty trades separation for a smoother reward.
-@pytest.mark.parametrize("inputs, penalty, minimum", [("sa", 0.0, 0.74), ("ss", 0.0, 0.68), ("sa", 1.0, 0.6)])
-def test_discriminator_separates_expert_from_random_transitions(point_demos, inputs, penalty, minimum):
+def discriminator_accuracy(point_demos, inputs: str, penalty: float, seed: int = 0) -> tuple[float, float, dict]:
+    """Train a GAIL discriminator 300 steps from ``seed``: (held-out accuracy, reward gap, last stats)."""
     expert, policy, expert_test, policy_test = _data(point_demos, inputs)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     disc = Discriminator(6, 2, DiscriminatorConfig(inputs=inputs, hidden=(64, 64), lr=1e-3, gradient_penalty=penalty))
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     stats = {}
     for _ in range(300):
         i = torch.randint(0, len(expert), (128,), generator=gen)
         j = torch.randint(0, len(policy), (128,), generator=gen)
         stats = disc.update(expert[i], policy[j], gen)
+    accuracy = 0.5 * ((disc.logits(expert_test) > 0).float().mean() + (disc.logits(policy_test) < 0).float().mean())
+    gap = disc.reward(expert_test).mean() - disc.reward(policy_test).mean()
+    return float(accuracy), float(gap), stats
+
+
+# Minimum held-out accuracy per case. Measured over seeds 0-4 (benchmarks/test_margins.py): sa
+# 0.761-0.791, ss 0.697-0.728, sa with the penalty 0.647-0.665 (the penalty trades separation for a
+# smoother reward). Each bound sits about twice the seed spread (~0.03) below the lowest, and well
+# above chance (0.5); the old bounds (0.74, 0.68, 0.6) were within 0.02 of a seed's result.
+@pytest.mark.parametrize("inputs, penalty, minimum", [("sa", 0.0, 0.70), ("ss", 0.0, 0.64), ("sa", 1.0, 0.58)])
+def test_discriminator_separates_expert_from_random_transitions(point_demos, inputs, penalty, minimum):
     # Held-out transitions: expert ones score as expert, random ones do not, and the reward follows.
     # Chance is 0.5; the two overlap for real (both start from the same states, and the point-mass
     # expert saturates its actions), so held-out accuracy is well above chance but not ~1.
-    accuracy = 0.5 * ((disc.logits(expert_test) > 0).float().mean() + (disc.logits(policy_test) < 0).float().mean())
+    accuracy, gap, stats = discriminator_accuracy(point_demos, inputs, penalty)
     assert accuracy > minimum, accuracy
-    assert disc.reward(expert_test).mean() > disc.reward(policy_test).mean()
+    assert gap > 0
     assert (stats["gradient_penalty"] > 0) == (penalty > 0)
 
 
@@ -86,18 +95,25 @@ def test_airl_logit_is_the_shaped_reward_minus_log_pi():
     np.testing.assert_allclose(disc.reward(x), (f - log_pi).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_airl_discriminator_separates_expert_from_random_transitions(point_demos):
+def airl_accuracy(point_demos, seed: int = 0) -> tuple[float, float]:
+    """Train an AIRL discriminator 300 steps from ``seed``: (held-out accuracy, reward gap)."""
     expert, policy, expert_test, policy_test = _data(point_demos, "ss")
     # The same log pi for both: only f(s, s') can tell them apart.
     rows = lambda x, lp: AIRLDiscriminator.inputs(x[:, :6], x[:, 6:], torch.zeros(len(x)), torch.full((len(x),), lp))  # noqa: E731
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     disc = AIRLDiscriminator(6, gamma=0.99, config=DiscriminatorConfig(hidden=(64, 64), lr=1e-3))
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     for _ in range(300):
         i = torch.randint(0, len(expert), (128,), generator=gen)
         j = torch.randint(0, len(policy), (128,), generator=gen)
         disc.update(rows(expert[i], -1.0), rows(policy[j], -1.0), gen)
     accuracy = 0.5 * ((disc.logits(rows(expert_test, -1.0)) > 0).float().mean()
                       + (disc.logits(rows(policy_test, -1.0)) < 0).float().mean())
-    assert accuracy > 0.68, accuracy  # measured 0.75
-    assert disc.reward(rows(expert_test, -1.0)).mean() > disc.reward(rows(policy_test, -1.0)).mean()
+    gap = disc.reward(rows(expert_test, -1.0)).mean() - disc.reward(rows(policy_test, -1.0)).mean()
+    return float(accuracy), float(gap)
+
+
+def test_airl_discriminator_separates_expert_from_random_transitions(point_demos):
+    accuracy, gap = airl_accuracy(point_demos)
+    assert accuracy > 0.66, accuracy  # seeds 0-4: 0.735-0.763; chance is 0.5
+    assert gap > 0

@@ -142,3 +142,76 @@ def test_gymnasium_envs_are_wrapped():
     assert info["success"] is False
     with pytest.raises(ValueError, match="has no scripted expert"):
         expert_for("gym/Pendulum-v1")
+
+
+def _flags(env, act, seed=0, cap=1000):
+    """Step a plain Gymnasium loop (``act(obs) -> action``) until terminated or truncated.
+
+    Returns one ``(terminated, truncated, success)`` per step; the loop is what a user writes
+    without automimic's runner, so the env alone must end it.
+    """
+    obs, _ = env.reset(seed=seed)
+    flags = []
+    for _ in range(cap):
+        obs, _, terminated, truncated, info = env.step(act(obs))
+        flags.append((terminated, truncated, info["success"]))
+        if terminated or truncated:
+            break
+    return flags
+
+
+def _cut_exactly_at(flags, horizon):
+    """The episode ran ``horizon`` steps, was cut (truncated) only at the last, never terminated."""
+    assert len(flags) == horizon
+    assert [t for t, _, _ in flags] == [False] * horizon
+    assert [c for _, c, _ in flags] == [False] * (horizon - 1) + [True]
+
+
+@pytest.mark.parametrize("env_id, horizon", [("metaworld/reach-v3", 5), ("point/reach", 7),
+                                             ("gym/Pendulum-v1", 7), ("gym/CartPole-v1", 5)])
+def test_every_family_truncates_at_its_horizon_and_never_terminates_on_a_cut(env_id, horizon):
+    env = make_env(env_id, horizon=horizon)
+    # A zero action (CartPole: push left) ends no task in 7 steps: the pole takes ~10 to fall.
+    zero = (lambda obs: 0) if env_id == "gym/CartPole-v1" else (lambda obs: np.zeros(env.action_space.shape, np.float32))
+    _cut_exactly_at(_flags(env, zero), horizon)
+    _cut_exactly_at(_flags(env, zero, seed=1), horizon)  # the count restarts at every reset
+
+
+def test_the_default_horizons_are_enforced_by_the_env():
+    # Meta-World itself would run on to 500 and point/reach forever: the env, not the runner, cuts at 200.
+    for env_id in ("metaworld/push-v3", "point/reach"):
+        env = make_env(env_id)
+        assert env.horizon == 200
+        _cut_exactly_at(_flags(env, lambda obs: np.zeros(env.action_space.shape, np.float32)), 200)
+
+
+def test_a_gym_horizon_replaces_the_registered_time_limit_either_way():
+    # Pendulum registers 200 steps; a longer horizon must not be cut at 200, a shorter one cuts first.
+    longer = make_env("gym/Pendulum-v1", horizon=250)
+    _cut_exactly_at(_flags(longer, lambda obs: np.zeros(1, np.float32)), 250)
+    assert make_env("gym/Pendulum-v1").horizon == 200
+
+
+def test_success_does_not_terminate_metaworld_or_point():
+    # Success is a flag: the task's world goes on, and automimic's runner (not the env) stops there.
+    for env_id, horizon in (("metaworld/reach-v3", 80), ("point/reach", 150)):
+        env = make_env(env_id, horizon=horizon)
+        expert = expert_for(env_id)
+        expert.reset(0)
+        flags = _flags(env, expert)
+        assert any(s for _, _, s in flags), f"{env_id}: the expert did not succeed within {horizon} steps"
+        _cut_exactly_at(flags, horizon)
+
+
+def test_a_real_task_end_terminates_and_is_not_a_cut():
+    # CartPole ends for good when the pole falls: pushing right all the time drops it in ~10 steps.
+    env = make_env("gym/CartPole-v1", horizon=100)
+    flags = _flags(env, lambda obs: 1)
+    assert 5 < len(flags) < 100
+    assert flags[-1][:2] == (True, False)
+    assert not any(t or c for t, c, _ in flags[:-1])
+
+
+def test_camera_observations_keep_the_horizon():
+    env = make_env("point/reach", horizon=4, cameras=["top"], image_size=16)
+    _cut_exactly_at(_flags(env, lambda obs: np.zeros(2, np.float32)), 4)

@@ -34,12 +34,12 @@ def test_gae_matches_a_hand_computed_case():
     np.testing.assert_allclose(adv0, d, rtol=1e-6)
 
 
-def _toy_policy() -> torch.nn.Module:
+def _toy_policy(seed: int = 0) -> torch.nn.Module:
     rng = np.random.default_rng(0)
     episode = Episode(obs={"state": rng.uniform(-1, 1, (256, 1)).astype(np.float32)},
                       actions=rng.uniform(-1, 1, (256, 1)).astype(np.float32), rewards=np.zeros(256, np.float32),
                       success=True)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     policy = build_policy("mlp", {"obs_keys": ["state"], "head": "gaussian", "hidden": [32, 32]}, 1, 1)
     policy.fit_normalizers(Transitions.from_episodes([episode]))
     return policy.eval()
@@ -63,10 +63,11 @@ def _rollout(policy, value, rng, gen, robots=64, horizon=10, sample=True):
     return obs, acts, np.stack(rews), np.stack(vals), last, np.abs(x)
 
 
-def test_ppo_solves_a_small_control_task():
-    policy, value = _toy_policy(), ValueBaseline(1)
+def train_on_the_toy_task(seed: int) -> tuple[float, float, list[float]]:
+    """30 PPO iterations on the 1-D reach from seed ``seed``: (distance before, after, KL per iteration)."""
+    policy, value = _toy_policy(seed), ValueBaseline(1)
     opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
-    rng, gen = np.random.default_rng(1), torch.Generator().manual_seed(1)
+    rng, gen = np.random.default_rng(1 + seed), torch.Generator().manual_seed(1 + seed)
     cfg, gamma = PPOConfig(epochs=5), 0.9
     before = _rollout(policy, value, np.random.default_rng(99), gen, sample=False)[-1].mean()
     kls = []
@@ -81,9 +82,27 @@ def test_ppo_solves_a_small_control_task():
         value.fit(o, ret, gen)
         kls.append(stats.approx_kl)
     after = _rollout(policy, value, np.random.default_rng(99), gen, sample=False)[-1].mean()
-    # From starts in [-1, 1], five full steps reach 0; an untrained policy ends ~0.5 away.
-    assert before > 0.3 and after < 0.1, (before, after)
-    assert all(np.isfinite(kls)) and max(kls) < 0.5
+    return float(before), float(after), kls
+
+
+#: Measured over seeds 0-9 (``train_on_the_toy_task``): distance before 0.36-0.50, after 0.0001-0.042;
+#: the median KL per run 0.049-0.089, the largest KL per run 0.16-2.5 (heavy-tailed: seed 0 0.21,
+#: seed 2 2.5; the issue's CPU gave 0.576 at seed 0). The bounds sit at least 2x outside that spread.
+MEDIAN_KL_BOUND = 0.2
+MAX_KL_BOUND = 10.0
+
+
+def test_ppo_solves_a_small_control_task():
+    before, after, kls = train_on_the_toy_task(0)
+    # From starts in [-1, 1], five full steps reach 0; an untrained policy ends ~0.4 away. Learning
+    # the task is what this test is about.
+    assert before > 0.2 and after < 0.1, (before, after)
+    # The KL is a symptom, not the goal. A typical update stops near target_kl (0.03), but one epoch
+    # at this learning rate can overshoot before the per-epoch check fires, and by how much is a matter
+    # of float bits (one CPU's largest was 0.576, another's 0.21, same seed). So the median bounds the
+    # typical update, and the largest is bounded only against a runaway.
+    assert all(np.isfinite(kls)), kls
+    assert np.median(kls) < MEDIAN_KL_BOUND and max(kls) < MAX_KL_BOUND, kls
 
 
 def test_ratio_starts_at_one_and_clipping_limits_the_step():

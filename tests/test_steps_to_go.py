@@ -130,14 +130,14 @@ def test_discounted_returns_and_pace_baseline_by_hand():
     assert pace_baseline(np.array([5.0, 3.0, 2.5]), 3.0, 0.9).tolist() == pytest.approx([1.9, 0.0, 0.0])
 
 
-def test_reinforce_improves_a_toy_task():
-    """Contextual bandit: reward -||a - o||^2; REINFORCE must move the mean action onto the context."""
-    torch.manual_seed(0)
+def reinforce_toy(seed: int = 0) -> tuple[float, float]:
+    """Contextual bandit, reward -||a - o||^2: mean squared miss (negated) before and after 16 REINFORCE updates."""
+    torch.manual_seed(seed)
     policy = build_policy("mlp", {"head": "gaussian", "hidden": (64, 64), "obs_keys": ("state",)}, 2, 2)
     policy.fit_normalizers(Transitions(torch.rand(1000, 2) * 2 - 1, torch.randn(1000, 2), torch.zeros(1000),
                                        ("state",), torch.zeros(1000)))
     opt = torch.optim.Adam(policy.parameters(), lr=1e-4)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     test_obs = torch.rand(1000, 2, generator=gen) * 2 - 1
 
     def score() -> float:
@@ -153,7 +153,14 @@ def test_reinforce_improves_a_toy_task():
             actions = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=gen)
         r = -((policy.unnormalize_actions(actions) - obs) ** 2).sum(-1)
         reinforce_update(policy, opt, obs, actions, (r - r.mean()) / r.std(), 64, gen, 1.0, 0.1)
-    assert before < -0.3 and score() > -0.15  # mean squared miss at least halved
+    return before, score()
+
+
+def test_reinforce_improves_a_toy_task():
+    """REINFORCE must move the mean action onto the context."""
+    before, after = reinforce_toy(0)
+    # Seeds 0-4: before -0.79 to -0.56, after -0.007 to -0.002.
+    assert before < -0.3 and after > -0.15  # mean squared miss at least halved
 
 
 class _GuardedInfo(dict):
@@ -290,19 +297,27 @@ def test_cli_train_with_head_calibrate_and_improve(point_demos, tmp_path):
     assert r.exit_code == 0 and "(practised)" in r.output, r.output
 
 
-def test_value_baseline_starts_at_zero_and_fits_returns():
+def value_fit_error(seed: int = 0) -> float:
+    """Mean squared error of a fitted value baseline, as a fraction of the returns' variance."""
     from automimic.algos.value_baseline import ValueBaseline
 
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     obs = torch.rand(2048, 3, generator=gen) * 4 - 2
     returns = 3.0 * obs[:, 0] - obs[:, 1] ** 2
     value = ValueBaseline(3, epochs=30)
     assert torch.equal(value(obs), torch.zeros(2048))  # unfitted: plain REINFORCE on the first iteration
     value.fit(obs, returns, gen)
-    assert ((value(obs) - returns) ** 2).mean() < 0.05 * returns.var()
+    return float(((value(obs) - returns) ** 2).mean() / returns.var())
 
 
-def test_bound_penalty_pulls_a_runaway_mean_back_inside_the_action_box():
+def test_value_baseline_starts_at_zero_and_fits_returns():
+    assert value_fit_error(0) < 0.05  # seeds 0-4: 0.0012-0.0016
+
+
+def bound_penalty_shrink(seed: int = 0) -> tuple[float, float]:
+    """Largest mean action before and after 20 penalty-only updates (weights and data from ``seed``)."""
+    torch.manual_seed(seed)  # the test's own stream: the global one depends on which tests ran before
     policy = _policy(head=None, obs_dim=2)
     policy.fit_normalizers(Transitions(torch.randn(64, 2), torch.randn(64, 2), torch.zeros(64), ("state",),
                                        torch.zeros(64)))
@@ -310,7 +325,7 @@ def test_bound_penalty_pulls_a_runaway_mean_back_inside_the_action_box():
         policy.head.bias[:2] += 20.0  # mean actions far past the [-1, 1] box
     obs = torch.randn(256, 2)
     opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
 
     def worst() -> float:
         with torch.no_grad():
@@ -321,7 +336,12 @@ def test_bound_penalty_pulls_a_runaway_mean_back_inside_the_action_box():
     for _ in range(20):  # zero returns: only the penalty acts
         reinforce_update(policy, opt, obs, torch.zeros(256, 2), torch.zeros(256), 64, gen, bounds=bounds,
                          bound_weight=1.0)
-    assert before > 10 and worst() < 0.5 * before
+    return before, worst()
+
+
+def test_bound_penalty_pulls_a_runaway_mean_back_inside_the_action_box():
+    before, after = bound_penalty_shrink(0)
+    assert before > 10 and after < 0.5 * before  # seeds 0-4: before 19.6-23.0, after/before 0.11-0.18
 
 
 def test_episode_budget_caps_practice_and_ends_with_an_evaluation(point_demos, tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -170,31 +171,59 @@ WRITER = textwrap.dedent("""
 """)
 
 
+def _wait_stopped(pid: int) -> None:
+    """Return once ``pid`` is really stopped (kill(2) only queues SIGSTOP; delivery comes later)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        time.sleep(0.1)  # no procfs: give the signal ample time instead
+        return
+    # The state letter follows the parenthesised command name, which may itself contain spaces.
+    while stat.read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+        time.sleep(0.0005)
+
+
+def _stop_inside_an_append(proc: subprocess.Popen, path, deadline: float) -> None:
+    """Freeze the writer at a moment its journal exists, i.e. inside an append (not between two).
+
+    Polling for the journal and then killing is a race: on a loaded machine the writer can finish
+    that append, and start the next, between the two. A stopped process cannot move, so the check
+    made after SIGSTOP is the state the SIGKILL lands in.
+    """
+    while time.time() < deadline:
+        if journal_path(path).exists():
+            proc.send_signal(signal.SIGSTOP)
+            _wait_stopped(proc.pid)
+            if journal_path(path).exists():
+                return
+            proc.send_signal(signal.SIGCONT)  # it was between appends after all: let it go on
+        time.sleep(0.001)
+    raise AssertionError("the writer was never caught inside an append")
+
+
 @pytest.mark.slow
 def test_sigkill_while_appending_keeps_every_earlier_episode(tmp_path):
     path = tmp_path / "killed.h5"
     kept = 0
     for trial in range(3):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
-        committed = -1
         target = 3 + 2 * trial
-        while committed < target:
-            committed = int(proc.stdout.readline())
-        # Kill in the middle of the next append: its journal exists only while it writes.
-        deadline = time.time() + 10
-        while not journal_path(path).exists() and time.time() < deadline:
+        while int(proc.stdout.readline()) < target:
             pass
+        _stop_inside_an_append(proc, path, deadline=time.time() + 30)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert journal_path(path).exists(), "the kill did not land inside an append"
+        # The writer prints an index only after that append committed, and may have committed
+        # more since the test read `target`: every index it printed before the kill counts.
+        printed = [target] + [int(line) for line in proc.stdout.read().split()]
+        proc.stdout.close()
+        assert journal_path(path).exists()
         store = EpisodeStore(path)
         names = store.names()  # opening recovers from the interrupted append
         assert not journal_path(path).exists()
-        # Every committed episode, from this trial and the earlier ones, is intact; at most the one
-        # being appended is gone (it may also have completed just before the kill).
-        kept += committed + 1
-        assert kept <= len(names) <= kept + 1
-        kept = len(names)
+        # Every committed episode, from this trial and the earlier ones, is intact; the one being
+        # appended when the kill landed is gone (its journal rolled it back), none other.
+        kept += max(printed) + 1
+        assert len(names) == kept, (len(names), kept)
         for ep in store.episodes():
             assert ep.actions.shape == (400, 4) and ep.actions[0, 0] == ep.seed
             assert ep.obs["state"].shape == (400, 200)

@@ -88,17 +88,27 @@ def test_validation_rollouts_pick_best(point_demos, tmp_path):
     assert best["extra"]["score"] == max(r["val_success"] for r in records)
 
 
-@pytest.mark.slow
-def test_bc_learns_point_reach(tmp_path_factory):
+def bc_success(folder, seed: int = 0):
+    """BC on 100 point/reach demos, 3000 steps from ``seed``; the best policy's evaluation over 50 episodes."""
     from automimic.rollout.collect import collect_demos
 
-    demos = tmp_path_factory.mktemp("bc") / "point100.h5"
-    collect_demos("point/reach", 100, demos, progress=False)
-    cfg = BCConfig(data=str(demos), train=TrainConfig(steps=3000))
-    run = tmp_path_factory.mktemp("bc") / "run"
+    demos = folder / "point100.h5"
+    if not demos.exists():
+        collect_demos("point/reach", 100, demos, progress=False)
+    cfg = BCConfig(data=str(demos), train=TrainConfig(steps=3000), seed=seed)
+    run = folder / f"run{seed}"
     train_bc(cfg, run, progress=False)
-    result = evaluate(load_run_policy(run, "best"), "point/reach", 50, progress=False)
-    assert result.success_rate >= 0.9, result.line()
+    return evaluate(load_run_policy(run, "best"), "point/reach", 50, progress=False)
+
+
+@pytest.mark.slow
+def test_bc_learns_point_reach(tmp_path):
+    result = bc_success(tmp_path)
+    # Seeds 0-4: success 0.84-0.98 over 50 episodes, mean length 40-67 steps. The old bound 0.9 failed
+    # 3 of those 5 seeds: it held only for seed 0's float bits. Random actions reach the goal 0.48-0.72
+    # of the time in 121-160 steps on average (benchmarks/test_margins.py), so the length is what
+    # shows that BC learned; both bounds sit well outside the seed spread.
+    assert result.success_rate >= 0.7 and result.mean_length < 100, result.line()
 
 
 def test_ema_follows_the_decay_and_differs_from_the_primary(point_demos, tmp_path):

@@ -36,11 +36,17 @@ def main(backend: str = typer.Option("local", help="where rollouts run: local (i
          ray_address: Optional[str] = typer.Option(None, help="with --backend ray: 'auto' or HOST:PORT of a "
                                                               "running cluster (default: start a local one)"),
          envs_per_worker: Optional[int] = typer.Option(None, help="envs each worker steps together, one batched "
-                                                                  "policy query per step (default 4)")) -> None:
+                                                                  "policy query per step (default 4)"),
+         threads: Optional[int] = typer.Option(None, help="torch threads of this process (training, evaluation); "
+                                                          "default $AUTOMIMIC_THREADS, else 1: more threads than "
+                                                          "free cores make every job on the machine crawl; "
+                                                          "rollout workers always use 1")) -> None:
     """Learn robot policies from a few demonstrations, then improve them in simulation."""
     from automimic.rollout.collector import set_backend
+    from automimic.threads import configure_threads
 
     try:
+        configure_threads(threads)
         set_backend(backend, ray_address, envs_per_worker)
     except ValueError as err:
         _fail(str(err))

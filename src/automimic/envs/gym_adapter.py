@@ -7,6 +7,7 @@ notion of object placement, so ``perturb`` must be 0 here.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -16,18 +17,24 @@ from automimic.envs.base import AutomimicEnv, Obs, StartRecord
 
 
 class GymnasiumEnv(AutomimicEnv):
-    """Wraps ``gym.make(gym_id)``; the horizon defaults to the env's own ``max_episode_steps``."""
+    """Wraps ``gym.make(gym_id)``; the horizon defaults to the env's own ``max_episode_steps``.
+
+    The horizon replaces the env's registered time limit (longer or shorter), so ``truncated``
+    comes exactly at ``horizon`` steps; ``terminated`` is the wrapped env's own (a real task end).
+    """
 
     def __init__(self, gym_id: str, perturb: float = 0.0, horizon: int | None = None,
                  render_mode: str | None = None, image_size: int | None = None) -> None:
         # image_size is accepted for a uniform make_env signature; Gymnasium envs render at their own size.
         if perturb:
             raise ValueError(f"gym/{gym_id}: perturb is only defined for envs with placed objects; use 0")
-        self._env = gym.make(gym_id, render_mode=render_mode)
+        spec_steps = _registered_steps(gym_id)
+        self.horizon = int(horizon or spec_steps or 1000)
+        # gym.make's TimeLimit would cut at the registered limit, not at our horizon; give it ours.
+        self._env = gym.make(gym_id, render_mode=render_mode, max_episode_steps=self.horizon)
         self.env_id = f"gym/{gym_id}"
         self.perturb = 0.0
-        spec_steps = self._env.spec.max_episode_steps if self._env.spec else None
-        self.horizon = int(horizon or spec_steps or 1000)
+        self._steps = 0
         self.render_mode = render_mode
         inner = self._env.observation_space
         self._dict_obs = isinstance(inner, gym.spaces.Dict)
@@ -43,17 +50,21 @@ class GymnasiumEnv(AutomimicEnv):
         """Reset the wrapped env with ``seed`` (Gymnasium envs honour it) and record the start."""
         seed = self.require_seed(seed)
         obs, info = self._env.reset(seed=seed, options=options)
+        self._steps = 0
         info = dict(info)
         info["start"] = StartRecord(seed).as_info()
         info["success"] = _success(info)
         return self._wrap(obs), info
 
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool, dict]:
-        """Step the wrapped env and add ``info["success"]``."""
+        """Step the wrapped env and add ``info["success"]``; ``truncated`` at the horizon at the latest."""
         obs, reward, terminated, truncated, info = self._env.step(action)
+        self._steps += 1
         info = dict(info)
         info["success"] = _success(info)
-        return self._wrap(obs), float(reward), bool(terminated), bool(truncated), info
+        # Counted here as well as by the TimeLimit: an env may drop or replace that wrapper on make.
+        truncated = bool(truncated) or self._steps >= self.horizon
+        return self._wrap(obs), float(reward), bool(terminated), truncated, info
 
     def render(self) -> np.ndarray:
         """The wrapped env's frame."""
@@ -66,3 +77,12 @@ class GymnasiumEnv(AutomimicEnv):
 
 def _success(info: dict) -> bool:
     return bool(info.get("success", info.get("is_success", False)))
+
+
+def _registered_steps(gym_id: str) -> int | None:
+    """The registered ``max_episode_steps`` of ``gym_id`` (``"module:Id"`` imports ``module`` first, as gym.make does)."""
+    module, sep, name = gym_id.partition(":")
+    if sep:
+        importlib.import_module(module)
+        gym_id = name
+    return gym.spec(gym_id).max_episode_steps

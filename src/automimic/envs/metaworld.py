@@ -123,6 +123,7 @@ class MetaWorldEnv(AutomimicEnv):
         self.render_mode = render_mode
         self.camera = camera
         self._env = _make_raw(task, render_mode, camera, image_size)
+        self._steps = 0
         self._fast_render = False
         self._blocks = object_blocks(task) if self.perturb > 0 else ()
         self._env._get_state_rand_vec = types.MethodType(_seeded_sampler, self._env)
@@ -144,6 +145,7 @@ class MetaWorldEnv(AutomimicEnv):
         import mujoco  # here, not at the top: under MUJOCO_GL=osmesa without OSMesa the import fails
 
         raw.reset()
+        self._steps = 0
         # Some tasks (drawer-open, window-open, window-close) move a body in the model after the
         # reset's last physics step, so Meta-World's first observation still shows the previous
         # placement. Forward kinematics once and observe again; both stacked frames are this one.
@@ -155,11 +157,20 @@ class MetaWorldEnv(AutomimicEnv):
         return {"state": obs.astype(np.float32)}, {"start": start.as_info(), "success": False}
 
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool, dict]:
-        """One control step (5 MuJoCo steps); ``info["success"]`` is the task's success flag."""
-        obs, reward, terminated, truncated, info = self._env.step(np.asarray(action, dtype=np.float64))
+        """One control step (5 MuJoCo steps); ``info["success"]`` is the task's success flag.
+
+        ``truncated`` is true from the ``horizon``-th step since the reset on, as Gymnasium's
+        ``TimeLimit`` would set it. ``terminated`` is always false: Meta-World tasks have no terminal
+        state (success is a flag, not an end), so a cut episode is always bootstrapped by RL.
+        """
+        obs, reward, _terminated, inner_truncated, info = self._env.step(np.asarray(action, dtype=np.float64))
+        self._steps += 1
         info = dict(info)
         info["success"] = bool(info.get("success", 0.0))
-        return {"state": obs.astype(np.float32)}, float(reward), bool(terminated), bool(truncated), info
+        # Meta-World's own limit (500) is a time limit too; the horizon is capped at it, so it never
+        # fires first, but should it, it can only mean truncation.
+        truncated = self._steps >= self.horizon or bool(inner_truncated)
+        return {"state": obs.astype(np.float32)}, float(reward), False, truncated, info
 
     def proprioception(self, obs: Obs) -> np.ndarray:
         """Hand position and gripper opening (objects and goal are world state, seen only in images)."""

@@ -43,6 +43,7 @@ class PointReachEnv(AutomimicEnv):
         self._pos = np.zeros(2)
         self._vel = np.zeros(2)
         self._goal = np.zeros(2)
+        self._steps = 0
 
     def _obs(self) -> Obs:
         return {"state": np.concatenate([self._pos, self._vel, self._goal]).astype(np.float32)}
@@ -61,6 +62,7 @@ class PointReachEnv(AutomimicEnv):
         self._pos = np.clip(pos + offset, -ARENA, ARENA)
         self._vel = np.zeros(2)
         self._goal = goal
+        self._steps = 0
         start = StartRecord(seed, self.perturb, offset[None, :], np.concatenate([self._pos, goal]))
         return self._obs(), {"start": start.as_info(), "success": self._success()}
 
@@ -68,7 +70,12 @@ class PointReachEnv(AutomimicEnv):
         return bool(np.linalg.norm(self._pos - self._goal) <= GOAL_RADIUS)
 
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool, dict]:
-        """Integrate one step; reward is the negative distance to the goal (only for RL baselines)."""
+        """Integrate one step; reward is the negative distance to the goal (only for RL baselines).
+
+        ``truncated`` is true from the ``horizon``-th step since the reset on (Gymnasium's
+        ``TimeLimit`` convention). ``terminated`` is always false: reaching the goal is
+        ``info["success"]``, not an end of the world; whoever runs the episode decides to stop there.
+        """
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
         self._vel = DAMPING * self._vel + ACCEL * a
         new_pos = self._pos + self._vel
@@ -76,7 +83,9 @@ class PointReachEnv(AutomimicEnv):
         self._vel[hit_wall] = 0.0
         self._pos = np.clip(new_pos, -ARENA, ARENA)
         success = self._success()
-        return self._obs(), -float(np.linalg.norm(self._pos - self._goal)), False, False, {"success": success}
+        self._steps += 1
+        truncated = self._steps >= self.horizon
+        return self._obs(), -float(np.linalg.norm(self._pos - self._goal)), False, truncated, {"success": success}
 
     def proprioception(self, obs: Obs) -> np.ndarray:
         """The point's own position and velocity (the goal is world state, seen only in images)."""

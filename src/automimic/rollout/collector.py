@@ -343,6 +343,10 @@ class _RayRolloutActor:
     def __init__(self, slots: int) -> None:
         import ray
 
+        from automimic.threads import configure_threads
+
+        # Ray starts actors with torch's default of one thread per core; actors are the parallelism.
+        configure_threads(1)
         self.worker = _w.Worker(slots, load=lambda ref: ray.get(ref[0]))
 
     def pid(self) -> int:

@@ -110,9 +110,9 @@ _process_worker: dict[str, Worker] = {}
 
 def init_process_worker(slots: int) -> None:
     """Initialiser of a spawned pool process: one torch thread (the pool is the parallelism), one Worker."""
-    import torch
+    from automimic.threads import configure_threads
 
-    torch.set_num_threads(1)
+    configure_threads(1)
     _process_worker["worker"] = Worker(slots, load=_load_weights_file)
 
 
