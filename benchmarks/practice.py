@@ -24,17 +24,16 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import MT10, cached, cell, machine_line, markdown, summary  # noqa: E402
 
-from automimic.algos.bc import BCConfig, load_run_policy, train_bc  # noqa: E402
+from automimic.algos.bc import BCConfig, train_bc  # noqa: E402
 from automimic.algos.practice import PracticeConfig, run_practice, write_report  # noqa: E402
 from automimic.config import apply_overrides, from_dict, to_dict  # noqa: E402
 from automimic.data.store import EpisodeStore  # noqa: E402
 from automimic.evaluation.evaluate import evaluate  # noqa: E402
 from automimic.rollout.collect import collect_demos  # noqa: E402
+from automimic.threads import configure_threads  # noqa: E402
 from automimic.training.loop import TrainConfig  # noqa: E402
 
 METHODS = ("bc", "practice", "seil", "bc50")
@@ -110,7 +109,7 @@ def main() -> None:
     p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"))
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
-    torch.set_num_threads(1)  # one thread per process: benchmark processes may run side by side
+    configure_threads(1)  # one thread per process: benchmark processes may run side by side
     print(f"machine: {machine_line()}", flush=True)
     results: dict[tuple, dict] = {}
     for task in args.tasks:

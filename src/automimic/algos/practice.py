@@ -53,7 +53,7 @@ from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.data.replay import ReplayBuffer
 from automimic.data.store import EpisodeStore
-from automimic.data.transitions import Transitions, flatten_obs
+from automimic.data.transitions import Transitions
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate
 from automimic.policies import policy_from_payload, policy_payload
@@ -218,7 +218,7 @@ def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, n
         horizon = int(env.horizon)
         low = np.asarray(env.action_space.low, dtype=np.float32)
         high = np.asarray(env.action_space.high, dtype=np.float32)
-        if cfg.reward == "success" and not getattr(env, "reports_success", True):
+        if cfg.reward == "success" and not env.reports_success:
             raise ValueError(f"reward 'success': {env_id} reports no success flag; use --reward env")
     finally:
         env.close()

@@ -62,6 +62,8 @@ class AutomimicEnv(gym.Env):
     env_id: str
     horizon: int
     perturb: float
+    #: Whether ``info["success"]`` carries the task's real success (a wrapped env may have none).
+    reports_success: bool = True
 
     def require_seed(self, seed: int | None) -> int:
         """Refuse unseeded resets: an unseeded start state cannot be reproduced or kept disjoint."""

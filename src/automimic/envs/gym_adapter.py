@@ -7,6 +7,7 @@ notion of object placement, so ``perturb`` must be 0 here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
@@ -65,6 +66,23 @@ class GymnasiumEnv(AutomimicEnv):
         # Counted here as well as by the TimeLimit: an env may drop or replace that wrapper on make.
         truncated = bool(truncated) or self._steps >= self.horizon
         return self._wrap(obs), float(reward), bool(terminated), truncated, info
+
+    @functools.cached_property
+    def reports_success(self) -> bool:
+        """Whether the wrapped env reports task success (``success`` or ``is_success`` in its ``info``).
+
+        Probed once on a separate copy (a reset and one random step), so this env's state is untouched.
+        """
+        probe = gym.make(self.env_id.partition("/")[2])
+        try:
+            _, info = probe.reset(seed=0)
+            if "success" in info or "is_success" in info:
+                return True
+            probe.action_space.seed(0)
+            info = probe.step(probe.action_space.sample())[4]
+            return "success" in info or "is_success" in info
+        finally:
+            probe.close()
 
     def render(self) -> np.ndarray:
         """The wrapped env's frame."""
