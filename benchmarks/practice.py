@@ -20,12 +20,10 @@ and rollouts run in-process, so two benchmark processes side by side do not figh
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from harness import MT10, cached, cell, machine_line, markdown, summary  # noqa: E402
+from harness import MT10, cached, cell, machine_line, markdown, summary  # benchmarks/ is on the path
 
 from automimic.algos.bc import BCConfig, train_bc  # noqa: E402
 from automimic.algos.practice import PracticeConfig, run_practice, write_report  # noqa: E402

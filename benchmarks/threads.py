@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import cpu_model  # noqa: E402 - benchmarks/ is on the path when a script here runs
+
 RESULTS = Path(__file__).resolve().parent / "results" / "threads.json"
 #: (label, thread counts of the jobs started together); the first job is the one reported.
 CONDITIONS = [
@@ -66,17 +68,6 @@ def train_speed(threads: int, seconds: float, start_at: float) -> dict:
         step()
         steps += 1
     return {"threads": threads, "steps": steps, "steps_per_s": steps / (time.perf_counter() - t0)}
-
-
-def cpu_model() -> str:
-    """The CPU model from /proc/cpuinfo (the platform's processor string elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def busy_processes(exclude: set[int], top: int = 5) -> list[str]:

@@ -31,7 +31,7 @@ from automimic.data.transitions import Transitions
 from automimic.policies.base import Policy, build_policy, policy_payload, randn_rows, register_policy
 from automimic.policies.critic import QEnsemble
 from automimic.policies.layers import mlp
-from automimic.policies.residual import base_action
+from automimic.policies.residual import FrozenBasePolicy, base_action
 
 MODES = ("select", "residual", "actor")
 
@@ -89,7 +89,7 @@ class PriorActorConfig:
 
 
 @register_policy("prior-actor")
-class PriorActorPolicy(Policy):
+class PriorActorPolicy(FrozenBasePolicy):
     """Prior + actor + critic ensemble, acting as ``mode`` says: ``obs (B, D_obs) -> action (B, D_act)``."""
 
     Config = PriorActorConfig
@@ -127,21 +127,7 @@ class PriorActorPolicy(Policy):
         cfg = PriorActorConfig(payload["policy"], payload["config"], payload["steps_to_go"],
                                action_low=tuple(float(x) for x in low), action_high=tuple(float(x) for x in high),
                                **config)
-        policy = cls(cfg, base.obs_dim, base.action_dim)
-        policy.base.load_state_dict(payload["state_dict"])
-        policy.fit_normalizers(data)
-        return policy.eval()
-
-    def train(self, mode: bool = True) -> "PriorActorPolicy":
-        """Training mode for the actor and critic only: the frozen prior always runs as in evaluation."""
-        super().train(mode)
-        self.base.eval()
-        return self
-
-    def fit_normalizers(self, data: Transitions) -> None:
-        """Fit the observation statistics the actor and critic read (the prior keeps its own)."""
-        obs = data.obs if data.obs.dim() == 2 else data.obs[:, -1]
-        self.obs_norm.fit(obs)
+        return cls(cfg, base.obs_dim, base.action_dim).adopt_base(payload, data)
 
     # units --------------------------------------------------------------------------------------
     def to_unit(self, actions: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,33 @@ class ResidualConfig:
         return tuple(self.base_config.get("obs_keys", ()))
 
 
+class FrozenBasePolicy(Policy):
+    """A policy around a frozen base policy (``self.base``) that adds parts of its own, which read the
+    current observation normalised by ``self.obs_norm`` (fitted on the demos; the base keeps its own)."""
+
+    base: Policy
+    obs_norm: Normalizer
+
+    def train(self, mode: bool = True) -> "FrozenBasePolicy":
+        """Training mode for the added parts only: the frozen base always runs as in evaluation."""
+        super().train(mode)
+        self.base.eval()
+        return self
+
+    def fit_normalizers(self, data: Transitions) -> None:
+        """Fit the observation statistics the added parts read."""
+        obs = data.obs if data.obs.dim() == 2 else data.obs[:, -1]
+        self.obs_norm.fit(obs)
+
+    def adopt_base(self, payload: dict[str, Any], data: Transitions) -> "FrozenBasePolicy":
+        """Load the base's weights from its ``payload``, fit the normaliser on ``data``, switch to eval."""
+        self.base.load_state_dict(payload["state_dict"])
+        self.fit_normalizers(data)
+        return self.eval()
+
+
 @register_policy("residual")
-class ResidualPolicy(Policy):
+class ResidualPolicy(FrozenBasePolicy):
     """``a = a_base + scale * tanh(r(o))`` with the base frozen (see the module docstring)."""
 
     Config = ResidualConfig
@@ -77,21 +102,7 @@ class ResidualPolicy(Policy):
         """Wrap a trained ``base`` (its weights are copied and frozen); ``data`` fits the residual's normaliser."""
         payload = policy_payload(base)
         config = ResidualConfig(payload["policy"], payload["config"], payload["steps_to_go"], scale, hidden)
-        policy = cls(config, base.obs_dim, base.action_dim)
-        policy.base.load_state_dict(payload["state_dict"])
-        policy.fit_normalizers(data)
-        return policy.eval()
-
-    def train(self, mode: bool = True) -> "ResidualPolicy":
-        """Training mode for the residual only: the frozen base always runs as in evaluation."""
-        super().train(mode)
-        self.base.eval()
-        return self
-
-    def fit_normalizers(self, data: Transitions) -> None:
-        """Fit the residual's observation statistics (the base keeps its own)."""
-        obs = data.obs if data.obs.dim() == 2 else data.obs[:, -1]
-        self.obs_norm.fit(obs)
+        return cls(config, base.obs_dim, base.action_dim).adopt_base(payload, data)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Squared error of the corrected action on demo actions (a residual is normally trained by RL)."""
