@@ -129,6 +129,41 @@ def main() -> None:
                         results[(method, task, k, seed)] = res
     table = render(results, args)
     print(table)
+    if results:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"table_{args.tag}.md").write_text(table + "\n")
+        plot(results, args, args.out / f"curves_{args.tag}.png")
+
+
+def plot(results: dict[tuple, dict], args: argparse.Namespace, path: Path) -> None:
+    """Success against env steps of practice, one panel per task: each practice seed's curve, BC(k)
+    and BC(50) as levels, and SEIL(k) at its env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in args.tasks if any(key[1] == t for key in results)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), dpi=110, squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for (method, t, k, seed), res in sorted(results.items()):
+            if t != task:
+                continue
+            rate = res["successes"] / res["episodes"]
+            if method == "practice":
+                xs, ys = zip(*res["curve"])
+                ax.plot(xs, ys, marker="o", markersize=3, label=f"practice k={k} s{seed}")
+            elif method in ("bc", "bc50"):
+                ax.axhline(rate, linestyle="--" if method == "bc" else ":", color="grey" if method == "bc" else "k",
+                           label=f"{'BC(50)' if method == 'bc50' else f'BC({k})'} s{seed}")
+            elif res.get("env_steps"):
+                ax.plot([res["env_steps"]], [rate], marker="s", label=f"SEIL({k}) s{seed}")
+        ax.set(title=task, xlabel="env steps of practice", ylabel="success (50 eval episodes)", ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def render(results: dict[tuple, dict], args: argparse.Namespace) -> str:
