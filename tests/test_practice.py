@@ -69,6 +69,11 @@ def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
     assert all(e.attrs["weights_version"] >= 1 and "terminated" in e.attrs for e in episodes)
     assert sum(e.length for e in episodes) <= 800
     assert [e.round for e in episodes][:4] == [0, 0, 0, 0]
+    # The run folder is a policy like any other for `automimic eval`.
+    from automimic.cli import app
+
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--episodes", "3"])
+    assert r.exit_code == 0 and "point/reach (after practice): success" in r.output
 
 
 @pytest.mark.parametrize("over, message", [
