@@ -95,7 +95,8 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=["reach-v3", "push-v3", "pick-place-v3", "peg-insert-side-v3"],
                    choices=MT10 + [t for t in []], metavar="TASK")
     p.add_argument("--ks", nargs="+", type=int, default=[5])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="training seeds (default: 0; with --table-only, every seed in the cache)")
     p.add_argument("--methods", nargs="+", default=["bc", "practice"], choices=METHODS)
     p.add_argument("--budget", type=int, default=100_000, help="env steps of practice per cell")
     p.add_argument("--eval-every", type=int, default=10_000)
@@ -109,6 +110,9 @@ def main() -> None:
     args = p.parse_args()
     configure_threads(1)  # one thread per process: benchmark processes may run side by side
     print(f"machine: {machine_line()}", flush=True)
+    if args.seeds is None:
+        found = {int(f.stem.rsplit("_s", 1)[1]) for f in args.out.glob("*/*_k*_s*.json")} if args.table_only else set()
+        args.seeds = sorted(found) or [0]
     results: dict[tuple, dict] = {}
     for task in args.tasks:
         demos = args.demos / f"{task}_demos.h5"
