@@ -101,7 +101,8 @@ class PracticeConfig:
         critic_hidden: hidden widths of each critic.
         critics: critics in the ensemble.
         residual_scale: bound of the residual (``prior=residual``), as a fraction of the action half-range.
-        explore_std: exploration noise on the actor's proposal (``[-1, 1]`` units).
+        explore_std: exploration noise on the actor's proposal (``[-1, 1]`` units); on the prior's
+            action during the critic-only phase.
         robots: envs each worker steps together; a cycle is ``robots * workers`` episodes.
         workers: rollout workers (processes, or Ray actors with ``--backend ray``).
         perturb: start-position perturbation of practice episodes (evaluation never has one).

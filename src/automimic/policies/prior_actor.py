@@ -52,7 +52,8 @@ class PriorActorConfig:
         critics: critics in the ensemble.
         residual_scale: bound of the residual correction, as a fraction of each action range's half-width.
         explore_std: std of the Gaussian exploration noise on the actor's output in ``[-1, 1]`` units
-            when acting stochastically (practice); evaluation acts without it.
+            when acting stochastically (practice), or on the prior's while ``actor_on`` is off;
+            evaluation acts without it.
         obs_std_floor: smallest std the observation normaliser divides by (as for the MLP policy).
     """
 
