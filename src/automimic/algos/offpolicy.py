@@ -102,14 +102,9 @@ class OffPolicyLearner:
 
     # ----------------------------------------------------------------------------------------------
     def _target_action(self, state: torch.Tensor, prior: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        p = self.policy
         noise = torch.randn(prior.shape, generator=generator) * self.cfg.target_noise
         noise = noise.clamp(-self.cfg.target_noise_clip, self.cfg.target_noise_clip)
-        out = self.target_actor(state)
-        if p.config.mode == "residual":
-            z = (torch.tanh(out) + noise).clamp(-1.0, 1.0)
-            return (prior + p.config.residual_scale * z).clamp(-1.0, 1.0)
-        return (torch.tanh(out) + noise).clamp(-1.0, 1.0)
+        return self.policy.actor_unit(state, prior, noise, actor=self.target_actor)
 
     @torch.no_grad()
     def targets(self, batch: ReplayBatch, generator: torch.Generator,

@@ -63,7 +63,7 @@ from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
 from automimic.seeding import BLOCK, episode_seeds, seed_everything
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir, append_row
+from automimic.training.run_dir import RunDir, append_row, read_rows
 
 PRIORS = ("select", "residual", "bc")
 REWARDS = ("success", "env")
@@ -256,9 +256,10 @@ def _warm_up(policy: PriorActorPolicy, learner: OffPolicyLearner, buffer: Replay
 
 
 def _cycle_episodes(collector: Collector, store: EpisodeStore, stored: int, policy: PriorActorPolicy, env_id: str,
-                    cfg: PracticeConfig, start: int, count: int, cycle: int) -> list[Episode]:
-    """The next cycle's ``count`` practice episodes: any a killed run already stored, then fresh ones."""
-    seeds = episode_seeds("practice", cfg.seed, count, start=start)
+                    cfg: PracticeConfig, count: int, cycle: int) -> list[Episode]:
+    """The next cycle's ``count`` practice episodes after the ``stored`` ones the checkpoint knows: any a
+    killed run already stored, then fresh ones."""
+    seeds = episode_seeds("practice", cfg.seed, count, start=stored)
     names = store.names() if store.path.exists() else []
     done = [store.read(n) for n in names[stored:]]
     if [e.seed for e in done] != seeds[: len(done)]:
@@ -356,8 +357,8 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
                 if counters["episodes"] + per_cycle > BLOCK:
                     raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {cfg.seed}")
                 t0 = time.time()
-                episodes = _cycle_episodes(collector, store, counters["episodes"], policy, env_id, cfg,
-                                           counters["episodes"], per_cycle, counters["cycles"])
+                episodes = _cycle_episodes(collector, store, counters["episodes"], policy, env_id, cfg, per_cycle,
+                                           counters["cycles"])
                 clock["roll_s"] += time.time() - t0
                 for episode in episodes:
                     _add(buffer, policy, episode, cfg, demo=False)
@@ -402,10 +403,7 @@ def load_practice_policy(out: str | Path) -> PriorActorPolicy:
 
 def practice_rows(out: str | Path) -> list[PracticeRow]:
     """The evaluation rows of a practice run folder (none if it has not started)."""
-    path = Path(out) / "evals.jsonl"
-    if not path.exists():
-        return []
-    return [PracticeRow(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return read_rows(Path(out) / "evals.jsonl", PracticeRow)
 
 
 def write_report(out: str | Path) -> Path:

@@ -148,10 +148,12 @@ class PriorActorPolicy(FrozenBasePolicy):
         """The prior's action in ``[-1, 1]`` units ``(B, D_act)`` (no gradient)."""
         return self.to_unit(base_action(self.base, obs))
 
-    def actor_unit(self, state: torch.Tensor, prior: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def actor_unit(self, state: torch.Tensor, prior: torch.Tensor, noise: torch.Tensor | None = None,
+                   actor: nn.Module | None = None) -> torch.Tensor:
         """The actor's proposal in ``[-1, 1]`` units from normalised ``state`` (and the prior's action,
-        which a residual corrects); ``noise`` (unit scale) is added before the bound."""
-        out = self.actor(state)
+        which a residual corrects); ``noise`` (unit scale) is added before the bound. ``actor`` stands in
+        for ``self.actor`` (a learner's target copy)."""
+        out = (actor or self.actor)(state)
         if self.config.mode == "residual":
             z = torch.tanh(out) + (noise if noise is not None else 0.0)
             return (prior + self.config.residual_scale * z.clamp(-1.0, 1.0)).clamp(-1.0, 1.0)
