@@ -62,6 +62,22 @@ def test_killed_and_resumed_practice_ends_with_the_uninterrupted_rows_and_weight
     assert "success.png" in report.read_text() and (tmp_path / "cut" / "success.png").exists()
 
 
+def test_a_finished_run_given_a_larger_budget_practises_on_to_the_longer_runs_weights(point_demos, tmp_path):
+    long = run_practice(_cfg(point_demos, budget=1600), tmp_path / "long", progress=False)
+    short = run_practice(_cfg(point_demos, budget=800), tmp_path / "grow", progress=False)
+    grown = run_practice(_cfg(point_demos, budget=1600), tmp_path / "grow", progress=False)
+    assert grown[: len(short)] == short and grown[-1].env_steps == long[-1].env_steps > short[-1].env_steps
+    # Evaluation touches no training randomness, so the extra evaluation at the old budget's end
+    # leaves the weights exactly where the uninterrupted longer run ends.
+    a, b = load_practice_policy(tmp_path / "long"), load_practice_policy(tmp_path / "grow")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert "budget: 1600" in (tmp_path / "grow" / "config.yaml").read_text()
+    with pytest.raises(ValueError, match="only budget may grow"):
+        run_practice(_cfg(point_demos, budget=800), tmp_path / "grow", progress=False)
+    with pytest.raises(ValueError, match="different config"):
+        run_practice(_cfg(point_demos, budget=2400, utd=1.0), tmp_path / "grow", progress=False)
+
+
 def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
     run_practice(_cfg(point_demos, budget=800, eval_every=800), tmp_path / "run", progress=False)
     episodes = EpisodeStore(tmp_path / "run" / "practice.h5").episodes()

@@ -234,9 +234,11 @@ def practice_rollouts(collector: Collector, job: RolloutJob, seed: int, start: i
     return taken, dropped
 
 
-def rl_setup(data: str, env_id: str, demos: int, out: Path, config: dict[str, Any]) -> tuple[str, list[Episode]]:
+def rl_setup(data: str, env_id: str, demos: int, out: Path, config: dict[str, Any],
+             growable: tuple[str, ...] = ()) -> tuple[str, list[Episode]]:
     """The env id and the demos (``demos`` successful ones spread over the store; 0: all) of an RL run,
-    whose ``config`` (plus the resolved env id) is written to ``out/config.yaml``."""
+    whose ``config`` (plus the resolved env id) is written to ``out/config.yaml`` (``growable``: see
+    :meth:`RunDir.write_config`)."""
     store = EpisodeStore(data)
     env_id = env_id or store.env_id() or ""
     if not env_id:
@@ -244,7 +246,7 @@ def rl_setup(data: str, env_id: str, demos: int, out: Path, config: dict[str, An
     episodes = select_episodes([e for e in store.episodes() if e.success], demos)
     if not episodes:
         raise ValueError(f"{data}: no successful episodes to learn from")
-    RunDir(out).write_config({**config, "env_id": env_id})
+    RunDir(out).write_config({**config, "env_id": env_id}, growable)
     return env_id, episodes
 
 

@@ -282,7 +282,8 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
     if not env_id:
         raise ValueError(f"{cfg.data}: the store names no env; pass --env")
     horizon, low, high = check_practice(cfg, env_id)
-    env_id, demos = rl_setup(cfg.data, env_id, cfg.demos, out, {"algo": "practice", **to_dict(cfg)})
+    # A finished run given a larger budget practises on from its last cycle.
+    env_id, demos = rl_setup(cfg.data, env_id, cfg.demos, out, {"algo": "practice", **to_dict(cfg)}, ("budget",))
     base = initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
                           train=cfg.bc, seed=cfg.seed, progress=progress)
     demo_data = Transitions.from_episodes(demos, base.obs_keys)

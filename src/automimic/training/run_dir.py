@@ -45,17 +45,29 @@ class RunDir:
         """``checkpoints/<name>.pt``."""
         return self.path / "checkpoints" / f"{name}.pt"
 
-    def write_config(self, config: dict[str, Any]) -> None:
-        """Write the resolved config; refuse to resume a run under a different configuration."""
+    def write_config(self, config: dict[str, Any], growable: tuple[str, ...] = ()) -> None:
+        """Write the resolved config; refuse to resume a run under a different configuration.
+
+        Fields named in ``growable`` (numbers such as a step budget) may grow on resume: the run then
+        continues from where it stopped under the larger value, and ``config.yaml`` records it. Any
+        other change, or a growable field that shrinks, is refused.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
+        new = json.loads(json.dumps(config))
         if self.config_path.exists():
             old = yaml.safe_load(self.config_path.read_text())
-            if old != json.loads(json.dumps(config)):
-                changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            if old == new:
+                return
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            grown = [k for k in changed if k in growable and isinstance(old.get(k), (int, float))
+                     and isinstance(new.get(k), (int, float)) and new[k] > old[k]]
+            if grown != changed:
                 raise ValueError(f"{self.config_path}: run exists with a different config (fields {changed}); "
-                                 "use a new --out or delete the folder")
-            return
-        self.config_path.write_text(yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False))
+                                 + (f"only {', '.join(growable)} may grow on resume; " if growable else "")
+                                 + "use a new --out or delete the folder")
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(new, sort_keys=False))
+        tmp.replace(self.config_path)
 
     def read_config(self) -> dict[str, Any]:
         """The run's resolved config."""
