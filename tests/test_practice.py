@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -99,6 +100,7 @@ def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
     (dict(prior="nope"), "prior must be one of"),
     (dict(reward="nope"), "reward must be one of"),
     (dict(utd=0.0), "utd must be > 0"),
+    (dict(select_pessimism=-1.0), "select_pessimism must be >= 0"),
     (dict(env_id="gym/Pendulum-v1", reward="success"), "reports no success flag; use --reward env"),
 ])
 def test_what_cannot_work_is_refused_before_anything_is_written(point_demos, tmp_path, over, message):
@@ -134,6 +136,28 @@ def test_a_chunked_prior_practises_through_a_residual_that_starts_as_the_prior(p
     obs = EpisodeStore(point_demos).episodes()[0].obs["state"][:5]
     base = fresh.base.predict_chunk(obs[:, None].repeat(fresh.base.history, 1))[:, 0]
     assert abs(fresh.act(obs) - base.clip(-1, 1)).max() < 1e-5
+
+
+def test_pessimistic_selection_keeps_the_prior_where_the_critics_disagree_about_the_actor(point_demos):
+    from automimic.algos.on_policy import initial_policy
+
+    demos = EpisodeStore(point_demos).episodes()[:2]
+    base = initial_policy(demos, "point/reach", None, policy="mlp", policy_config={}, train=TrainConfig(steps=1),
+                          seed=0, warm_start=False)
+    data = practice_mod.Transitions.from_episodes(demos)
+    state, prior, proposal = torch.zeros(3, 2), torch.zeros(3, 2), torch.ones(3, 2)
+
+    def critic(s, a):  # (E=2, B): both critics value the prior at 1; on the actor's action they disagree
+        q = torch.tensor([[3.0, 1.2, 1.5], [0.5, 1.0, 1.5]])
+        return q if bool((a == 1).all()) else torch.ones(2, 3)
+
+    picks = []
+    for beta in (0.0, 1.0):
+        policy = practice_mod.PriorActorPolicy.from_base(base, data, -np.ones(2), np.ones(2), select_pessimism=beta)
+        _, pick = policy.choose(state, prior, proposal, critic=critic)
+        picks.append(pick.tolist())
+    # Means 1.75, 1.1, 1.5 all beat the prior's 1; less one std (1.25, 0.1, 0) only the agreed one does.
+    assert picks == [[True, True, True], [False, False, True]]
 
 
 def test_practice_raises_a_weak_point_reach_policy(tmp_path):

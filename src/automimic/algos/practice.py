@@ -103,6 +103,9 @@ class PracticeConfig:
         residual_scale: bound of the residual (``prior=residual``), as a fraction of the action half-range.
         explore_std: exploration noise on the actor's proposal (``[-1, 1]`` units); on the prior's
             action during the critic-only phase.
+        select_pessimism: ``prior=select`` takes the actor's action only where its ensemble-mean Q,
+            less this many ensemble stds, beats the prior's (0: IBRL's plain rule; see
+            :class:`~automimic.policies.prior_actor.PriorActorConfig`).
         robots: envs each worker steps together; a cycle is ``robots * workers`` episodes.
         workers: rollout workers (processes, or Ray actors with ``--backend ray``).
         perturb: start-position perturbation of practice episodes (evaluation never has one).
@@ -132,6 +135,7 @@ class PracticeConfig:
     critics: int = 2
     residual_scale: float = 0.2
     explore_std: float = 0.1
+    select_pessimism: float = 0.0
     robots: int = 8
     workers: int = 1
     perturb: float = 0.0
@@ -155,8 +159,8 @@ class PracticeConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.utd <= 0:
             raise ValueError(f"utd must be > 0, got {self.utd}")
-        if self.warmup_updates < 0 or self.horizon < 0 or self.perturb < 0 or self.actor_start < 0:
-            raise ValueError("warmup_updates, actor_start, horizon and perturb must be >= 0")
+        if min(self.warmup_updates, self.horizon, self.perturb, self.actor_start, self.select_pessimism) < 0:
+            raise ValueError("warmup_updates, actor_start, horizon, perturb and select_pessimism must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -291,7 +295,7 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
     policy = PriorActorPolicy.from_base(
         base, demo_data, low, high, mode={"bc": "actor"}.get(cfg.prior, cfg.prior), actor_hidden=cfg.actor_hidden,
         critic_hidden=cfg.critic_hidden, critics=cfg.critics, residual_scale=cfg.residual_scale,
-        explore_std=cfg.explore_std)
+        explore_std=cfg.explore_std, select_pessimism=cfg.select_pessimism)
     learner = OffPolicyLearner(policy, cfg.update)
     gen = torch.Generator().manual_seed(cfg.seed)
     per_cycle = cfg.robots * cfg.workers

@@ -54,6 +54,10 @@ class PriorActorConfig:
         explore_std: std of the Gaussian exploration noise on the actor's output in ``[-1, 1]`` units
             when acting stochastically (practice), or on the prior's while ``actor_on`` is off;
             evaluation acts without it.
+        select_pessimism: in ``select`` mode the actor's proposal is scored by its ensemble-mean Q
+            minus this many ensemble standard deviations, the prior's by its mean: where the critics
+            disagree about the actor's action, the prior keeps acting (with two critics, 1.0 is their
+            minimum). 0 is IBRL's plain rule.
         obs_std_floor: smallest std the observation normaliser divides by (as for the MLP policy).
     """
 
@@ -68,6 +72,7 @@ class PriorActorConfig:
     critics: int = 2
     residual_scale: float = 0.2
     explore_std: float = 0.1
+    select_pessimism: float = 0.0
     obs_std_floor: float = 0.1
 
     def __post_init__(self) -> None:
@@ -80,8 +85,8 @@ class PriorActorConfig:
                              f"{self.action_high}")
         if not 0.0 < self.residual_scale <= 2.0:
             raise ValueError(f"policy_config.residual_scale must be in (0, 2], got {self.residual_scale}")
-        if self.explore_std < 0 or self.critics < 1:
-            raise ValueError("policy_config.explore_std must be >= 0 and critics >= 1")
+        if self.explore_std < 0 or self.critics < 1 or self.select_pessimism < 0:
+            raise ValueError("policy_config.explore_std and select_pessimism must be >= 0 and critics >= 1")
 
     @property
     def obs_keys(self) -> tuple[str, ...]:
@@ -161,10 +166,14 @@ class PriorActorPolicy(FrozenBasePolicy):
 
     def choose(self, state: torch.Tensor, prior: torch.Tensor, proposal: torch.Tensor,
                critic: QEnsemble | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """IBRL's rule: per row the proposal with the higher ensemble-mean Q. Returns (actions, chose_actor)."""
+        """IBRL's rule: per row the proposal with the higher ensemble-mean Q, the actor's lowered by
+        ``select_pessimism`` ensemble stds. Returns (actions, chose_actor)."""
         critic = critic or self.critic
         q_prior = critic(state, prior).mean(0)
-        q_actor = critic(state, proposal).mean(0)
+        qa = critic(state, proposal)
+        q_actor = qa.mean(0)
+        if self.config.select_pessimism > 0:
+            q_actor = q_actor - self.config.select_pessimism * qa.std(0, unbiased=False)
         pick = q_actor > q_prior
         return torch.where(pick[:, None], proposal, prior), pick
 
