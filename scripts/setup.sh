@@ -10,5 +10,5 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip 2>/dev/null || true
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[dev,ray]"
+.venv/bin/python -m pip install --quiet -e ".[dev,ray,lerobot]"
 echo "automimic is set up in .venv ($(.venv/bin/python -c 'import automimic; print(automimic.__version__)'))"

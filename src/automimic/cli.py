@@ -12,7 +12,7 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Learn robot policies from a few demonstrations, then improve them in simulation.")
 train_app = typer.Typer(no_args_is_help=True, help="Train a policy on demonstrations.")
-data_app = typer.Typer(no_args_is_help=True, help="Inspect episode stores (HDF5).")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect episode stores (HDF5); import and export LeRobot datasets.")
 improve_app = typer.Typer(no_args_is_help=True, help="Self-improvement: practise in simulation, learn from it.")
 app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
@@ -111,6 +111,45 @@ def data_info(file: Path) -> None:
     if s.masks:
         table.add_row("masks", ", ".join(f"{k}: {v}" for k, v in s.masks.items()))
     console.print(table)
+
+
+@data_app.command("import")
+def data_import(path: Path = typer.Argument(..., help="a local LeRobot v3.0 dataset folder (holding meta/info.json)"),
+                out: Path = typer.Option(..., help="new HDF5 store to write"),
+                image_size: Optional[int] = typer.Option(None, min=8, help="scale camera frames to this square "
+                                                                           "side (default: native size)")) -> None:
+    """Import a LeRobot v3.0 dataset: observation.* -> obs/<key>, observation.images.<cam> -> obs/<cam>_image."""
+    from automimic.data.lerobot import LeRobotError, import_lerobot
+    from automimic.data.store import EpisodeStore, StoreError
+
+    try:
+        count = import_lerobot(path, out, image_size)
+    except (LeRobotError, StoreError) as err:
+        _fail(str(err))
+    s = EpisodeStore(out).summary()
+    console.print(f"{out}: {count} episodes, {s.steps} steps, success {s.success_rate:.2f} (imported from {path})",
+                  highlight=False)
+
+
+@data_app.command("export")
+def data_export(file: Path = typer.Argument(..., help="HDF5 episode store"),
+                out: Path = typer.Option(..., help="new dataset folder"),
+                format: str = typer.Option("lerobot", help="output format (lerobot: LeRobot v3.0)"),
+                fps: Optional[int] = typer.Option(None, min=1, help="frame rate (default: the episodes' fps, else 10)"),
+                task: Optional[str] = typer.Option(None, help="task string (default: each episode's task or env id)"),
+                codec: str = typer.Option("libsvtav1", help="video encoder: libsvtav1 (AV1, LeRobot's default) or "
+                                                            "libx264")) -> None:
+    """Export an episode store as a LeRobot v3.0 dataset (parquet frames, AV1 videos, provenance per episode)."""
+    from automimic.data.lerobot import LeRobotError, export_lerobot
+    from automimic.data.store import StoreError
+
+    if format != "lerobot":
+        _fail(f"--format {format!r}: the only export format is 'lerobot'")
+    try:
+        count = export_lerobot(file, out, fps=fps, task=task, codec=codec)
+    except (LeRobotError, StoreError) as err:
+        _fail(str(err))
+    console.print(f"{out}: {count} episodes exported from {file} (LeRobot v3.0)", highlight=False)
 
 
 @train_app.command("bc")
