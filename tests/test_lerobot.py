@@ -21,7 +21,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 av = pytest.importorskip("av")
 
-from automimic.data.lerobot import LeRobotError, export_lerobot, import_lerobot  # noqa: E402
+from automimic.data.lerobot import LeRobotError, export_lerobot, import_lerobot
 
 SIZE, FPS, LENGTHS = 16, 10, (5, 6, 4)
 runner = CliRunner()

@@ -17,8 +17,17 @@ from typing import Any
 import numpy as np
 
 from automimic.data.episode import Episode
-from automimic.data.lerobot.layout import (DATA_PATH, EPISODES_DIR, PROVENANCE_COLUMN, VIDEO_PATH, LeRobotError,
-                                           is_visual, obs_key, observation_features, read_info)
+from automimic.data.lerobot.layout import (
+    DATA_PATH,
+    EPISODES_DIR,
+    PROVENANCE_COLUMN,
+    VIDEO_PATH,
+    LeRobotError,
+    is_visual,
+    obs_key,
+    observation_features,
+    read_info,
+)
 from automimic.data.lerobot.video import decode_video, frames_at, resize
 from automimic.data.store import EpisodeStore
 
@@ -30,13 +39,14 @@ def read_parquet(path: Path, columns: list[str] | None = None, optional: tuple[s
 
     A missing file, a damaged one or a missing required column gets a one-line error naming the file.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     if not path.is_file():
         raise LeRobotError(f"{path}: missing parquet file")
     try:
         table = pq.read_table(path)
-    except Exception as err:  # pyarrow raises several unrelated types for a damaged file
+    except (pa.ArrowException, OSError) as err:
         raise LeRobotError(f"{path}: not a readable parquet file ({str(err).splitlines()[0]})") from None
     missing = [c for c in columns or () if c not in table.column_names]
     if missing:

@@ -18,9 +18,18 @@ from typing import Any
 import numpy as np
 
 from automimic.data.episode import Episode
-from automimic.data.lerobot.layout import (CODEBASE_VERSION, DATA_PATH, EPISODES_PATH, INFO_PATH,
-                                           PROVENANCE_COLUMN, STATS_PATH, TASKS_PATH, VIDEO_PATH, LeRobotError,
-                                           feature_name)
+from automimic.data.lerobot.layout import (
+    CODEBASE_VERSION,
+    DATA_PATH,
+    EPISODES_PATH,
+    INFO_PATH,
+    PROVENANCE_COLUMN,
+    STATS_PATH,
+    TASKS_PATH,
+    VIDEO_PATH,
+    LeRobotError,
+    feature_name,
+)
 from automimic.data.lerobot.video import CODEC_FAMILY, DEFAULT_CODEC, encode_video
 from automimic.data.store import EpisodeStore
 
@@ -87,14 +96,11 @@ def _column(values: np.ndarray) -> Any:
 
 def _stats(values: np.ndarray, image: bool) -> dict[str, list]:
     """LeRobot's per-feature statistics; images per channel in [0, 1], shaped ``(3, 1, 1)``."""
-    if image:
-        flat = values.reshape(-1, 3).astype(np.float64) / 255.0
-        shape = lambda x: x.reshape(3, 1, 1).tolist()  # noqa: E731 (a one-line reshaping rule)
-    else:
-        flat = values.reshape(len(values), -1).astype(np.float64)
-        shape = lambda x: x.tolist()  # noqa: E731
-    return {"min": shape(flat.min(0)), "max": shape(flat.max(0)), "mean": shape(flat.mean(0)),
-            "std": shape(flat.std(0)), "count": [len(values)]}
+    flat = values.reshape(-1, 3) / 255.0 if image else values.reshape(len(values), -1)
+    shape = (3, 1, 1) if image else flat.shape[1:]
+    stats = {name: fn(flat.astype(np.float64), axis=0).reshape(shape).tolist()
+             for name, fn in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std))}
+    return {**stats, "count": [len(values)]}
 
 
 def _tasks_table(tasks: list[str]) -> Any:
