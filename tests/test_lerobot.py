@@ -212,3 +212,45 @@ def test_export_refuses_mixed_layouts_and_unknown_format(tmp_path):
     assert not (tmp_path / "ds").exists()
     r = runner.invoke(app, ["data", "export", str(tmp_path / "s.h5"), "--format", "zarr", "--out", str(tmp_path / "z")])
     assert r.exit_code == 2 and "the only export format is 'lerobot'" in r.output
+
+
+# LeRobot's own code. ``lerobot`` needs torchvision (no CPU build here); the standalone
+# ``lerobot-dataset`` (import name ``ledataset``) 0.4.4 would downgrade numpy, av, huggingface_hub and
+# packaging in this environment and imports torchvision in video_utils.py, so it is not installed here
+# and these two tests skip. They run wherever ``ledataset`` imports.
+def _ledataset():
+    return pytest.importorskip("ledataset.datasets.lerobot_dataset")
+
+
+def test_a_dataset_lerobots_writer_makes_imports(tmp_path):
+    lerobot = _ledataset()
+    features = {"observation.state": {"dtype": "float32", "shape": (3,), "names": None},
+                "observation.images.top": {"dtype": "video", "shape": (SIZE, SIZE, 3),
+                                           "names": ["height", "width", "channels"]},
+                "action": {"dtype": "float32", "shape": (2,), "names": None}}
+    ds = lerobot.LeRobotDataset.create("local/written", fps=FPS, features=features, root=tmp_path / "written")
+    rng = np.random.default_rng(0)
+    states = []
+    for length in (4, 5):
+        pixels = clip(length)
+        for t in range(length):
+            states.append(rng.normal(size=3).astype(np.float32))
+            ds.add_frame({"observation.state": states[-1], "observation.images.top": pixels[t],
+                          "action": np.zeros(2, np.float32), "task": "pick"})
+        ds.save_episode()
+    ds.finalize()
+    import_lerobot(tmp_path / "written", tmp_path / "w.h5")
+    eps = EpisodeStore(tmp_path / "w.h5").episodes()
+    assert [e.length for e in eps] == [4, 5] and eps[1].attrs["task"] == "pick"
+    np.testing.assert_array_equal(np.concatenate([e.obs["state"] for e in eps]), np.stack(states))
+
+
+def test_our_export_loads_in_lerobots_reader(spec_dataset, tmp_path):
+    lerobot = _ledataset()
+    import_lerobot(spec_dataset[0], tmp_path / "a.h5")
+    export_lerobot(tmp_path / "a.h5", tmp_path / "ours")
+    ds = lerobot.LeRobotDataset("local/ours", root=tmp_path / "ours", video_backend="pyav")
+    assert ds.num_episodes == 3 and len(ds) == sum(LENGTHS)
+    item = ds[LENGTHS[0]]  # first frame of episode 1
+    assert int(item["episode_index"]) == 1 and tuple(item["observation.images.top"].shape) == (3, SIZE, SIZE)
+    np.testing.assert_allclose(item["observation.state"].numpy(), spec_dataset[1][LENGTHS[0]], rtol=1e-6)
