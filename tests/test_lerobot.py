@@ -129,6 +129,24 @@ def test_image_size_scales_frames(spec_dataset, tmp_path):
     assert EpisodeStore(tmp_path / "d.h5").read("demo_1").obs["top_image"].shape == (6, 8, 8, 3)
 
 
+def test_image_features_stored_in_parquet_import(spec_dataset, tmp_path):
+    """dtype "image": PNG bytes per frame in the data files instead of a video."""
+    import imageio.v3 as iio
+
+    root, _, _, pixels = spec_dataset
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"]["observation.images.top"]["dtype"] = "image"
+    (root / "meta/info.json").write_text(json.dumps(info))
+    for path in sorted((root / "data/chunk-000").glob("*.parquet")):
+        table = pq.read_table(path)
+        cells = [{"bytes": iio.imwrite("<bytes>", pixels[i], extension=".png"), "path": None}
+                 for i in table["index"].to_numpy()]
+        pq.write_table(table.append_column("observation.images.top", pa.array(cells)), path)
+    import_lerobot(root, tmp_path / "png.h5")
+    images = np.concatenate([e.obs["top_image"] for e in EpisodeStore(tmp_path / "png.h5").episodes()])
+    np.testing.assert_array_equal(images, pixels)  # PNG is lossless
+
+
 def test_round_trip_keeps_arrays_and_provenance_and_measures_av1_loss(spec_dataset, tmp_path):
     root = spec_dataset[0]
     import_lerobot(root, tmp_path / "a.h5")
