@@ -12,7 +12,7 @@ from automimic.seeding import episode_seeds, purpose_of
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "bc.yaml"
     path.write_text("episodes: 5\ntrain:\n  steps: 123\n  lr: 0.01\npolicy_config:\n  head: gaussian\n")
-    cfg = load_config(BCConfig, path, ["train.steps=77", "val_episodes=3"])
+    cfg = load_config(BCConfig, path, ["train.steps=77", "val_episodes=3", "train.validate_every=50"])
     assert cfg.episodes == 5 and cfg.train.steps == 77 and cfg.train.lr == 0.01 and cfg.val_episodes == 3
     assert cfg.policy_config == {"head": "gaussian"}
     assert load_config(BCConfig, None, None) == BCConfig()

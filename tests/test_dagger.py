@@ -41,7 +41,7 @@ def test_aggregate_holds_expert_labels_on_the_states_the_learner_visited(point_d
     entries = [(i, e) for i, e in EpisodeStore(tmp_path / "run" / "episodes.h5").entries() if i.source == "dagger"]
     assert len(entries) == 3
     for info, ep in entries:
-        assert info.round == 1 and ep.attrs["beta"] == 0.0
+        assert info.round == 1 and ep.attrs["beta"] == 0.0 and ep.attrs["weights_version"] >= 1
         # beta = 0: the learner drove, so replaying it from the seed (same query batch size as the
         # collector's workers) visits the same states...
         replay = run_episode(make_env("point/reach"), PolicyActor(learner, slots=DEFAULT_ENVS_PER_WORKER), ep.seed)
@@ -88,6 +88,7 @@ def test_cli_train_dagger(point_demos, tmp_path):
                                  "--set", "train.steps=100", "--set", "eval_episodes=2", "--set", "workers=1"])
     assert r.exit_code == 0, r.output
     assert "round 1: beta 0.50, labelled 2" in r.output
+    assert f"trained: {tmp_path / 'd'}/round_1/checkpoints/last.pt" in r.output
     r = CliRunner().invoke(app, ["train", "dagger", "--data", str(point_demos), "--out", str(tmp_path / "e"),
                                  "--set", "beta_schedule=cosine"])
     assert r.exit_code == 2 and "beta_schedule must be one of" in r.output

@@ -35,6 +35,7 @@ def test_one_round_stores_practice_with_provenance(point_demos, tmp_path):
     practice = [e for e in store.episodes() if e.source == "self"]
     assert len(practice) == 12 == rows[1].practice  # 6 primary + 6 EMA
     assert {e.attrs["model"] for e in practice} == {"primary", "ema"}
+    assert all(e.attrs["weights_version"] >= 1 for e in practice)  # provenance survives SEIL's own attrs
     assert all(e.round == 1 and purpose_of(e.seed) == "practice" for e in practice)
     assert all(e.perturb_sigma == 0.05 and e.perturb_offset.shape == (1, 2) for e in practice)
     assert len({e.seed for e in practice}) == 12  # the two models practise from different starts

@@ -249,3 +249,15 @@ def test_entries_pair_attributes_with_episodes(tmp_path):
     pairs = store.entries()
     assert [info.name for info, _ in pairs] == ["demo_0", "demo_1", "demo_2"]
     assert all(info.seed == ep.seed and info.success == ep.success and info.length == ep.length for info, ep in pairs)
+
+
+def test_two_collect_processes_into_one_file_store_every_seed_once(tmp_path):
+    # Both processes work through the same seeds at the same time; the store decides under its lock
+    # which seeds are still missing, so the file ends with exactly the episodes asked for.
+    out = tmp_path / "shared.h5"
+    code = ("import sys; from automimic.rollout.collect import collect_demos; "
+            "collect_demos('point/reach', 40, sys.argv[1], progress=False)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(out)]) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    seeds = [i.seed for i in EpisodeStore(out).index()]
+    assert len(seeds) == 40 and len(set(seeds)) == 40

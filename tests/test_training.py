@@ -12,8 +12,9 @@ from automimic.evaluation.evaluate import evaluate
 from automimic.training.loop import TrainConfig
 
 
-def bc_config(data, steps=200, **kw) -> BCConfig:
-    return BCConfig(data=str(data), train=TrainConfig(steps=steps, batch_size=64, log_every=50, checkpoint_every=50),
+def bc_config(data, steps=200, validate_every=0, **kw) -> BCConfig:
+    return BCConfig(data=str(data), train=TrainConfig(steps=steps, batch_size=64, log_every=50, checkpoint_every=50,
+                                                      validate_every=validate_every),
                     policy_config={"hidden": [64, 64]}, **kw)
 
 
@@ -79,8 +80,7 @@ def test_select_episodes_spreads_evenly():
 
 
 def test_validation_rollouts_pick_best(point_demos, tmp_path):
-    cfg = bc_config(point_demos, steps=100, val_episodes=4)
-    cfg.train.validate_every = 50
+    cfg = bc_config(point_demos, steps=100, val_episodes=4, validate_every=50)
     train_bc(cfg, tmp_path / "v", progress=False)
     records = [json.loads(line) for line in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()]
     assert all("val_success" in r for r in records)
@@ -134,3 +134,15 @@ def test_ema_follows_the_decay_and_differs_from_the_primary(point_demos, tmp_pat
     diffs = [(a - b).abs().max().item() for a, b in zip(averaged.parameters(), trained.parameters())]
     assert max(diffs) > 1e-4  # a real average, not a copy
     torch.testing.assert_close(averaged.obs_norm.mean, trained.obs_norm.mean)
+
+
+def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once(point_demos, tmp_path):
+    # The state such a kill leaves: metrics.jsonl holds records, checkpoints/ holds nothing.
+    cfg = bc_config(point_demos, steps=150)
+    train_bc(cfg, tmp_path / "run", progress=False)
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    train_bc(cfg, tmp_path / "run", progress=False)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps

@@ -155,6 +155,9 @@ def data_export(file: Path = typer.Argument(..., help="HDF5 episode store"),
 @train_app.command("bc")
 def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
                  out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                 env: Optional[str] = typer.Option(None, help="env id for checks and validation (default: the "
+                                                              "store's)"),
+                 policy: Optional[str] = typer.Option(None, help="policy class: mlp (default), act, diffusion"),
                  config: Optional[Path] = typer.Option(None, help="YAML file of BCConfig fields"),
                  set_: list[str] = typer.Option([], "--set", help="override, e.g. --set train.steps=2000"),
                  seed: int = typer.Option(0, help="seed for weights, batches and validation")) -> None:
@@ -164,7 +167,8 @@ def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
     from automimic.data.store import StoreError
 
     try:
-        cfg = load_config(BCConfig, config, [f"data={data}", f"seed={seed}", *set_])
+        cfg = load_config(BCConfig, config, [f"data={data}", f"seed={seed}", *([f"env_id={env}"] if env else []),
+                                             *([f"policy={policy}"] if policy else []), *set_])
         train_bc(cfg, out)
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))
@@ -188,10 +192,10 @@ def train_dagger_cmd(data: Path = typer.Option(..., help="HDF5 store with the ex
         cfg = load_config(DAggerConfig, config,
                           [f"data={data}", f"rounds={rounds}", f"seed={seed}", *([f"env_id={env}"] if env else []),
                            *set_])
-        run_dagger(cfg, out, on_round=lambda row: console.print(row.line(), highlight=False))
+        rows = run_dagger(cfg, out, on_round=lambda row: console.print(row.line(), highlight=False))
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))
-    console.print(f"trained: {out}/round_<last>/checkpoints/last.pt", highlight=False)
+    console.print(f"trained: {out}/round_{rows[-1].round}/checkpoints/last.pt", highlight=False)
 
 
 def _train_rl(algo: str, data: Path, out: Path, env: Optional[str], iterations: int, config: Optional[Path],
@@ -367,7 +371,7 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
     from automimic.algos.bc import load_run_policy
     from automimic.algos.on_policy import load_rl_policy
     from automimic.algos.steps_to_go import load_practised_policy
-    from automimic.evaluation.evaluate import evaluate, record_videos
+    from automimic.evaluation.evaluate import check_policy_env, evaluate, record_videos
     from automimic.evaluation.video import RenderUnavailable
     from automimic.training.run_dir import RunDir
 
@@ -386,6 +390,7 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
         env_id = env or RunDir(run).read_config().get("env_id")
         if not env_id:
             _fail(f"{run}: the run records no env id; pass --env")
+        check_policy_env(policy, env_id, str(run))
         result = evaluate(policy, env_id, episodes, seed=seed, workers=workers, horizon=horizon,
                           deterministic=not sample)
         checkpoint = "practised" if practised else checkpoint

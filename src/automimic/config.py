@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -36,10 +37,55 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         hint = hints[key]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value, f"{where}.{key}")
-        elif isinstance(value, list) and "tuple" in str(hint):
-            value = tuple(value)
+        else:
+            value = _typed(value, hint, f"{where}.{key}")
         kwargs[key] = value
     return cls(**kwargs)
+
+
+_SCALARS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (plain YAML data) can stand for a field annotated ``hint`` (unknown hints pass)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return value in args
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple or origin is list or hint in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        item = args[0] if args and (origin is list or (len(args) == 2 and args[1] is Ellipsis)) else None
+        return item is None or all(_fits(v, item) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` checked against ``hint`` (lists become tuples for tuple fields, ints floats for floats)."""
+    if not _fits(value, hint):
+        want = _SCALARS.get(hint) or (f"one of {list(get_args(hint))}" if get_origin(hint) is Literal else
+                                      str(hint).replace("typing.", ""))
+        raise ValueError(f"{where}: expected {want}, got {value!r}")
+    if isinstance(value, list) and (get_origin(hint) is tuple or "tuple" in str(hint)):
+        return tuple(value)
+    if hint is float and isinstance(value, int):
+        return float(value)
+    return value
 
 
 def _section(cls: type | None, key: str) -> type | None:
@@ -79,12 +125,30 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """Defaults (or ``base``), then the YAML file at ``path``, then ``overrides``; validated by ``cls``."""
     data = to_dict(base if base is not None else cls())
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such config file") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not valid YAML ({type(err).__name__}); expected a mapping of config "
+                             "fields") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping of config fields")
         _merge(data, loaded, str(path), cls)
     apply_overrides(data, overrides or [], cls)
+    _refuse_section_seeds(data, cls)
     return from_dict(cls, data)
+
+
+def _refuse_section_seeds(data: dict[str, Any], cls: type) -> None:
+    """A run seeds every stage from its own ``seed``; a ``seed`` set inside a section (e.g.
+    ``train.seed``) would be written to ``config.yaml`` and then silently replaced, so it is refused."""
+    if "seed" not in data:
+        return
+    for key, value in data.items():
+        section = _section(cls, key)
+        if section is not None and isinstance(value, dict) and value.get("seed", 0) != 0:
+            raise ValueError(f"{key}.seed is replaced by the run's seed; set seed (--seed) instead")
 
 
 def _merge(into: dict[str, Any], new: dict[str, Any], where: str, cls: type | None) -> None:

@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from automimic.config import to_dict
+from automimic.data.checks import check_episodes
 from automimic.data.episode import Episode
 from automimic.data.store import EpisodeStore
-from automimic.data.transitions import Transitions
+from automimic.data.transitions import Transitions, low_dim_keys
+from automimic.envs import env_spec
+from automimic.envs.cameras import camera_env_kwargs
 from automimic.evaluation.evaluate import evaluate
-from automimic.policies import Policy, build_policy, load_policy
+from automimic.policies import Policy, build_policy, check_policy_config, load_policy
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.seeding import seed_everything
 from automimic.training.loop import TrainConfig, train_policy
 from automimic.training.run_dir import RunDir
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,25 +61,57 @@ class BCConfig:
     def __post_init__(self) -> None:
         if self.episodes < 0 or self.val_episodes < 0:
             raise ValueError("episodes and val_episodes must be >= 0")
+        if self.val_episodes and not self.train.validate_every:
+            raise ValueError("val_episodes needs train.validate_every > 0 (how often to validate); "
+                             "without it no validation runs")
 
 
-def select_episodes(episodes: list[Episode], k: int) -> list[Episode]:
+def select_episodes(episodes: list[T], k: int) -> list[T]:
     """``k`` episodes spread evenly over the list (all when ``k`` is 0 or too large)."""
     if k <= 0 or k >= len(episodes):
         return episodes
     return [episodes[i] for i in np.round(np.linspace(0, len(episodes) - 1, k)).astype(int)]
 
 
+def checked_demos(data: str, env_id: str, k: int, *, only_success: bool = True, policy: str | None = None,
+                  policy_config: dict[str, Any] | None = None) -> tuple[list[Episode], str]:
+    """``k`` episodes spread over the store (successful ones unless ``only_success`` is off; 0: all)
+    and the env id (``env_id``, else the store's), checked before any work starts.
+
+    The checks (:func:`automimic.data.checks.check_episodes`) cover what training would otherwise
+    trip over later: empty episodes, ragged widths, NaN or inf, and, when an env is known, keys and
+    widths the env does not produce. An env id the registry does not know, and (with ``policy``) a
+    policy config its class rejects, are refused here too.
+    """
+    if policy is not None:
+        check_policy_config(policy, policy_config or {})
+    store = EpisodeStore(data)
+    named = [(info.name, ep) for info, ep in store.entries()]
+    if only_success:
+        named = [(n, e) for n, e in named if e.success]
+    named = select_episodes(named, k)
+    if not named:
+        raise ValueError(f"{data}: no {'successful ' if only_success else ''}episodes to train on")
+    recorded = store.env_id() or ""
+    env_id = env_id or recorded
+    keys = (policy_config or {}).get("obs_keys")
+    keys = low_dim_keys(named[0][1]) if keys is None else list(keys)
+    env_obs, env_actions = None, None
+    if env_id:
+        try:
+            # A camera policy reads keys (frames, proprioception) only a camera env gives.
+            env_obs, env_actions = env_spec(env_id, **camera_env_kwargs(policy_config or {}))
+        except ValueError as err:
+            where = "the env this store records" if env_id == recorded else "the env given"
+            raise ValueError(f"{data}: {err} ({where}; pass --env with one automimic can build)") from None
+    check_episodes(data, named, keys, env_obs, env_actions, env_id)
+    return [ep for _, ep in named], env_id
+
+
 def load_demos(cfg: BCConfig) -> tuple[list[Episode], str]:
-    """The training episodes and env id that ``cfg`` asks for."""
-    store = EpisodeStore(cfg.data)
-    episodes = store.episodes()
-    if cfg.only_success:
-        episodes = [e for e in episodes if e.success]
-    episodes = select_episodes(episodes, cfg.episodes)
-    if not episodes:
-        raise ValueError(f"{cfg.data}: no {'successful ' if cfg.only_success else ''}episodes to train on")
-    return episodes, cfg.env_id or store.env_id() or ""
+    """The training episodes and env id that ``cfg`` asks for (checked: :func:`checked_demos`)."""
+    return checked_demos(cfg.data, cfg.env_id, cfg.episodes, only_success=cfg.only_success, policy=cfg.policy,
+                         policy_config=cfg.policy_config)
 
 
 def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy: str = "mlp",
@@ -141,14 +178,14 @@ def start_round_store(data: str, env_id: str, demos: int, out: Path, generated: 
     ``generated`` are the run's own; a copy of the demos cut short by a kill is completed, never
     repeated.
     """
-    source = EpisodeStore(data)
-    env_id = env_id or source.env_id() or ""
+    episodes, env_id = checked_demos(data, env_id, demos, policy=config.get("policy"),
+                                     policy_config=config.get("policy_config"))
     if not env_id:
         raise ValueError(f"{data}: the store names no env; pass env_id")
     RunDir(out).write_config({**config, "env_id": env_id})
     existed = (out / "episodes.h5").exists()
     store = EpisodeStore(out / "episodes.h5", env_id=env_id)
     copied = sum(1 for i in store.index() if i.source != generated) if existed else 0
-    for ep in select_episodes([e for e in source.episodes() if e.success], demos)[copied:]:
+    for ep in episodes[copied:]:
         store.append(ep)
     return env_id, store

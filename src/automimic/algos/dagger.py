@@ -154,7 +154,7 @@ def _label(cfg: DAggerConfig, env_id: str, store: EpisodeStore, r: int, beta: fl
                      round=r)
     for ep in tqdm(iter_episodes(job, seeds, cfg.workers), total=len(seeds), desc=f"round {r} labelling",
                    unit="ep", disable=not progress, leave=False):
-        store.append(dataclasses.replace(ep, actions=ep.attrs["kept"], attrs={"beta": beta}))
+        store.append(dataclasses.replace(ep, actions=ep.attrs["kept"], attrs={**ep.scalar_attrs(), "beta": beta}))
 
 
 def run_dagger(cfg: DAggerConfig, out: str | Path, progress: bool = True,

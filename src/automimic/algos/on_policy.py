@@ -33,11 +33,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from automimic.algos.bc import fit_policy, select_episodes
+from automimic.algos.bc import checked_demos, fit_policy
 from automimic.algos.ppo import PPOConfig, gae, ppo_update
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.data.episode import Episode
-from automimic.data.store import EpisodeStore
 from automimic.data.transitions import Transitions, flatten_obs
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate
@@ -239,13 +238,10 @@ def rl_setup(data: str, env_id: str, demos: int, out: Path, config: dict[str, An
     """The env id and the demos (``demos`` successful ones spread over the store; 0: all) of an RL run,
     whose ``config`` (plus the resolved env id) is written to ``out/config.yaml`` (``growable``: see
     :meth:`RunDir.write_config`)."""
-    store = EpisodeStore(data)
-    env_id = env_id or store.env_id() or ""
+    episodes, env_id = checked_demos(data, env_id, demos, policy=config.get("policy"),
+                                     policy_config=config.get("policy_config"))
     if not env_id:
         raise ValueError(f"{data}: the store names no env; pass env_id")
-    episodes = select_episodes([e for e in store.episodes() if e.success], demos)
-    if not episodes:
-        raise ValueError(f"{data}: no successful episodes to learn from")
     RunDir(out).write_config({**config, "env_id": env_id}, growable)
     return env_id, episodes
 

@@ -158,7 +158,8 @@ def _practice(cfg: SEILConfig, env_id: str, store: EpisodeStore, r: int, models:
         bar = tqdm(total=len(seeds), desc=f"round {r} practice ({model_name})", unit="ep", disable=not progress,
                    leave=False)
         for ep in iter_episodes(job, seeds, cfg.workers):
-            store.append(Episode(**{**ep.__dict__, "attrs": {"model": model_name, "selected": False}}))
+            store.append(Episode(**{**ep.__dict__, "attrs": {**ep.scalar_attrs(), "model": model_name,
+                                                                   "selected": False}}))
             bar.update(1)
         bar.close()
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from automimic.algos.bc import fit_policy, select_episodes
+from automimic.algos.bc import checked_demos, fit_policy
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.learned_reward import LearnedReward
 from automimic.algos.on_policy import bc_regulariser, episode_states, gae_batch, practice_rollouts
@@ -42,7 +42,6 @@ from automimic.algos.ppo import PPOConfig, ppo_update
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
 from automimic.data.episode import Episode
-from automimic.data.store import EpisodeStore
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
 from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload, policy_payload
@@ -343,13 +342,6 @@ def _log(out: Path, text: str) -> None:
         f.write(text + "\n")
 
 
-def _demos(cfg: StepsToGoConfig) -> list[Episode]:
-    demos = select_episodes([e for e in EpisodeStore(cfg.data).episodes() if e.success], cfg.demos)
-    if not demos:
-        raise ValueError(f"{cfg.data}: no successful episodes to train on")
-    return demos
-
-
 def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, demos: list[Episode], progress: bool) -> Policy:
     """Supervised stage: BC + steps-to-go on the demos (resumes from ``out/sft``)."""
     run = RunDir(out / "sft")
@@ -378,12 +370,12 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
                     on_calibration: Callable[[Calibration], None] | None = None) -> list[IterationResult]:
     """Run (or resume) SFT -> calibration -> practice into ``out``; one :class:`IterationResult` per iteration."""
     out = Path(out)
-    env_id = cfg.env_id or EpisodeStore(cfg.data).env_id() or ""
+    # Read once: SFT trains on them and the practice anchor samples them.
+    demos, env_id = checked_demos(cfg.data, cfg.env_id, cfg.demos, policy=cfg.policy,
+                                  policy_config=cfg.policy_config)
     if not env_id:
         raise ValueError(f"{cfg.data}: the store names no env; pass env_id")
     RunDir(out).write_config({"algo": "steps-to-go", **to_dict(cfg), "env_id": env_id})
-    # Read once: SFT trains on them and the practice anchor samples them.
-    demos = _demos(cfg)
     sft = _stage1(cfg, out, env_id, demos, progress)
     # One set of workers for calibration, practice and evaluation: they persist between iterations,
     # and on Ray a second set would wait forever for CPUs the first holds.

@@ -65,6 +65,11 @@ class Episode:
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
 
+    def scalar_attrs(self) -> dict[str, Any]:
+        """The attributes that are plain scalars (``weights_version``, ``terminated``, ...): what a
+        rewrite of the episode keeps as provenance, leaving per-step arrays such as ``kept`` behind."""
+        return {k: v for k, v in self.attrs.items() if isinstance(v, (bool, int, float, str))}
+
     @property
     def length(self) -> int:
         """Number of steps ``T``."""

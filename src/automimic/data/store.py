@@ -148,18 +148,24 @@ class EpisodeStore:
             durable: also fsync, so the episode survives power loss (slower).
         """
         with self._write(durable) as f:
-            if "data" not in f:
-                data = f.create_group("data")
-                data.attrs["env_args"] = json.dumps(
-                    {"env_name": self._env_id or episode.env_id, "type": "automimic", "env_kwargs": {}})
-                data.attrs["total"] = 0
-            else:
-                data = f["data"]
-                _check_env(self.path, data, episode.env_id)
-            name = f"demo_{_next_index(data)}"
-            _write_episode(data.create_group(name), episode)
-            data.attrs["total"] = int(data.attrs.get("total", 0)) + episode.length
-        return name
+            return _add(self.path, f, episode, self._env_id)
+
+    def append_unique(self, episode: Episode, limit: int) -> str | None:
+        """Append ``episode`` unless the store already holds an episode of its env with its seed, or
+        ``limit`` episodes of its env; return its name, or ``None`` when it was not appended.
+
+        The check and the append happen under one exclusive lock, so several processes collecting
+        into one file (each working through the same seeds) store every seed once and stop at
+        ``limit`` together.
+        """
+        with self._write() as f:
+            if "data" in f:
+                env = _env_name(f)
+                mine = [i for i in (_info(self.path, f["data"][n], n, env) for n in _names(self.path, f, None))
+                        if i.env_id == episode.env_id]
+                if len(mine) >= limit or (episode.seed is not None and any(i.seed == episode.seed for i in mine)):
+                    return None
+            return _add(self.path, f, episode, self._env_id)
 
     def annotate(self, names: list[str], **attrs: Any) -> None:
         """Merge ``attrs`` into the ``extra`` attributes of episodes ``names`` (journaled, all or none).
@@ -276,6 +282,22 @@ def _names(path: Path, f: h5py.File, mask: str | None) -> list[str]:
         raise StoreError(f"{path}: no mask {mask!r}; masks present: {have}")
     wanted = {_text(n) for n in f["mask"][mask][()]}
     return [n for n in names if n in wanted]
+
+
+def _add(path: Path, f: h5py.File, episode: Episode, env_id: str | None) -> str:
+    """Write ``episode`` as the next ``demo_N`` of an open file (creating ``data`` on first use)."""
+    if "data" not in f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": env_id or episode.env_id, "type": "automimic",
+                                             "env_kwargs": {}})
+        data.attrs["total"] = 0
+    else:
+        data = f["data"]
+        _check_env(path, data, episode.env_id)
+    name = f"demo_{_next_index(data)}"
+    _write_episode(data.create_group(name), episode)
+    data.attrs["total"] = int(data.attrs.get("total", 0)) + episode.length
+    return name
 
 
 def _next_index(data: h5py.Group) -> int:

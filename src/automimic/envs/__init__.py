@@ -1,7 +1,7 @@
 """Environments: Meta-World, the built-in point mass and any Gymnasium env, behind ``make_env``."""
 
 from automimic.envs.base import AutomimicEnv, Expert, Obs, StartRecord
-from automimic.envs.registry import Family, env_ids, expert_for, make_env, register_family
+from automimic.envs.registry import Family, env_ids, env_spec, expert_for, make_env, register_family
 
 
 def _register_builtin() -> None:
@@ -18,5 +18,5 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["AutomimicEnv", "Expert", "Family", "Obs", "StartRecord", "env_ids", "expert_for", "make_env",
-           "register_family"]
+__all__ = ["AutomimicEnv", "Expert", "Family", "Obs", "StartRecord", "env_ids", "env_spec", "expert_for",
+           "make_env", "register_family"]

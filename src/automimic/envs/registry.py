@@ -82,6 +82,19 @@ def make_env(env_id: str, *, perturb: float = 0.0, horizon: int | None = None,
     return CameraObservation(env, cameras[0], kwargs["image_size"])
 
 
+def env_spec(env_id: str, **kwargs) -> tuple[dict[str, tuple[int, ...]], int]:
+    """The observation key -> shape and the action width of env ``env_id`` (built once, then closed).
+
+    ``kwargs`` go to :func:`make_env`. An unknown id raises ``ValueError`` before anything is built.
+    """
+    env = make_env(env_id, **kwargs)
+    try:
+        obs = {k: tuple(space.shape) for k, space in env.observation_space.spaces.items()}
+        return obs, int(np.prod(env.action_space.shape, dtype=np.int64))
+    finally:
+        env.close()
+
+
 class CallableExpert:
     """A plain function ``obs -> action`` as an :class:`Expert` (it keeps no per-episode state)."""
 

@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from automimic.data.episode import Episode
+from automimic.envs import env_spec
 from automimic.envs.cameras import camera_env_kwargs
 from automimic.evaluation.stats import wilson_interval
 from automimic.evaluation.video import open_render_env, write_mp4
@@ -67,6 +68,23 @@ def summarize(env_id: str, seeds: Sequence[int], successes: Sequence[bool], leng
     low, high = wilson_interval(k, n)
     return EvalResult(env_id, n, k, k / n, low, high, float(np.mean(lengths)), list(seeds),
                       [bool(s) for s in successes], [int(x) for x in lengths])
+
+
+def check_policy_env(policy: Policy, env_id: str, where: str = "policy") -> None:
+    """Refuse (``ValueError``, one line) an env that ``policy`` cannot act in: an unknown id, an
+    observation key it reads that the env lacks, other widths, or another action width. A
+    mismatch is deterministic, so it is caught here rather than retried like a simulator crash."""
+    env_obs, env_actions = env_spec(env_id, **camera_env_kwargs(dataclasses.asdict(policy.config)))
+    widths = {}
+    for key in policy.obs_keys:
+        if key not in env_obs:
+            raise ValueError(f"{where}: reads obs/{key}, which env {env_id} does not give (it gives {sorted(env_obs)})")
+        widths[key] = int(np.prod(env_obs[key], dtype=np.int64))
+    if policy.obs_keys and sum(widths.values()) != policy.obs_dim:
+        raise ValueError(f"{where}: reads {policy.obs_dim} observation values ({', '.join(policy.obs_keys)}), env "
+                         f"{env_id} gives {sum(widths.values())}")
+    if env_actions != policy.action_dim:
+        raise ValueError(f"{where}: acts with {policy.action_dim} action values, env {env_id} takes {env_actions}")
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, workers: "int | Collector" = 1,

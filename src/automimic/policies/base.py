@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from automimic.checkpoint_io import read_checkpoint
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
 from automimic.policies.steps_to_go_head import StepsToGoHead, StepsToGoHeadConfig
@@ -202,6 +203,21 @@ def policy_config_class(name: str) -> type:
     return _REGISTRY[name].Config
 
 
+def check_policy_config(name: str, config: dict[str, Any]) -> None:
+    """Refuse (``ValueError``, one line) an unknown policy class, or ``config`` fields that class does
+    not have or that its config rejects; nothing is built. Fields filled in later from the data
+    (``obs_keys``) may be absent."""
+    cls = policy_config_class(name)
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - valid)
+    if unknown:
+        raise ValueError(f"policy_config: unknown field(s) {unknown} for policy {name!r}; valid: {sorted(valid)}")
+    try:
+        cls(**_tuples(config))
+    except TypeError as err:
+        raise ValueError(f"policy_config for policy {name!r}: {err}") from None
+
+
 def has_action_distribution(name: str) -> bool:
     """Whether registered policy class ``name`` implements :meth:`Policy.action_distribution`."""
     cls = _REGISTRY.get(name)
@@ -249,9 +265,7 @@ def save_policy(policy: Policy, path: str | Path, extra: dict[str, Any] | None =
 def load_policy(path: str | Path) -> Policy:
     """Load a checkpoint written by :func:`save_policy` (or a training checkpoint holding one)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = read_checkpoint(path, "policy checkpoint")
     if isinstance(payload, dict) and "policy_checkpoint" in payload:
         payload = payload["policy_checkpoint"]
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

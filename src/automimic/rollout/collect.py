@@ -58,13 +58,17 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
     failures = 0
     for ep in iter_episodes(job, seeds, workers):
         if ep.success or keep_failures:
-            store.append(ep)
-            bar.update(1)
-            needed -= 1
+            # Another process may be collecting into the same file: the store decides under its
+            # lock whether this seed is still missing.
+            if store.append_unique(ep, episodes) is not None:
+                bar.update(1)
+                needed -= 1
+            else:
+                needed = episodes - sum(1 for e in store.index() if e.env_id == env_id)
         else:
             failures += 1
         bar.set_postfix(failed=failures)
-        if needed == 0:
+        if needed <= 0:
             break
     bar.close()
     if needed > 0:

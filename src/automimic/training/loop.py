@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from automimic.checkpoint_io import read_checkpoint
 from automimic.data.transitions import Transitions
 from automimic.policies import Policy, policy_payload, save_policy
 from automimic.training.ema import EMA
@@ -85,7 +86,7 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
     last = run.checkpoint("last")
     if last.exists():
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = read_checkpoint(last, "training checkpoint")
         policy.load_state_dict(state["policy_checkpoint"]["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -95,6 +96,9 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
         if ema is not None:
             ema.model.load_state_dict(state["ema"])
         run.drop_metrics_after(step)
+    else:
+        # Killed before its first checkpoint: the run starts over, so its earlier records go.
+        run.drop_metrics_after(-1)
 
     def save_last() -> None:
         payload = {"policy_checkpoint": policy_payload(policy), "optimizer": opt.state_dict(),

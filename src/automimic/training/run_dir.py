@@ -55,7 +55,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         new = json.loads(json.dumps(config))
         if self.config_path.exists():
-            old = yaml.safe_load(self.config_path.read_text())
+            old = self.read_config()
             if old == new:
                 return
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -73,7 +73,15 @@ class RunDir:
         """The run's resolved config."""
         if not self.config_path.exists():
             raise FileNotFoundError(f"{self.path}: not a run folder (no config.yaml)")
-        return yaml.safe_load(self.config_path.read_text())
+        try:
+            config = yaml.safe_load(self.config_path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{self.config_path}: not valid YAML ({type(err).__name__}); expected the run's "
+                             "config mapping") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.config_path}: expected a mapping of config fields, got "
+                             f"{type(config).__name__}")
+        return config
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Append one record to ``metrics.jsonl`` and TensorBoard."""
