@@ -22,8 +22,8 @@ import numpy as np
 from automimic.algos.learned_reward import LearnedReward
 from automimic.policies import Policy
 from automimic.rollout.actors import ActorSpec
-from automimic.rollout.collector import Collector
-from automimic.rollout.workers import RolloutJob, run_episodes
+from automimic.rollout.collector import Collector, run_episodes
+from automimic.rollout.workers import RolloutJob
 from automimic.seeding import episode_seeds
 
 

@@ -39,7 +39,8 @@ from automimic.envs.metaworld import DEFAULT_PERTURB
 from automimic.evaluation.evaluate import evaluate
 from automimic.policies import Policy, load_policy
 from automimic.rollout.actors import ActorSpec
-from automimic.rollout.workers import RolloutJob, iter_episodes
+from automimic.rollout.collector import iter_episodes
+from automimic.rollout.workers import RolloutJob
 from automimic.seeding import BLOCK, episode_seeds
 from automimic.training.loop import TrainConfig
 from automimic.training.run_dir import RunDir, append_row, read_rows

@@ -18,9 +18,9 @@ from automimic.evaluation.stats import wilson_interval
 from automimic.evaluation.video import open_render_env, write_mp4
 from automimic.policies import Policy
 from automimic.rollout.actors import ActorSpec, PolicyActor
+from automimic.rollout.collector import Collector, iter_episodes
 from automimic.rollout.episode_runner import run_episode
-from automimic.rollout.collector import Collector
-from automimic.rollout.workers import RolloutJob, iter_episodes
+from automimic.rollout.workers import RolloutJob
 from automimic.seeding import episode_seeds
 
 

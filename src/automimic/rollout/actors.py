@@ -146,28 +146,32 @@ class SamplingActor:
 class PracticeActor(SamplingActor):
     """A :class:`SamplingActor` whose episodes end when a learned detector fires (steps-to-go practice).
 
-    Episodes end when ``detector``'s ``d(o) <= threshold`` (see
-    :class:`~automimic.algos.learned_reward.LearnedReward`).
+    Episodes end when ``detector``'s expected steps-to-go ``d(o) <= threshold``: the same test as
+    :class:`~automimic.algos.learned_reward.LearnedReward`'s, made here on the model it receives
+    (an actor never imports an algorithm).
 
     Args:
         policy: the practising policy (it must have an action distribution).
-        detector: the frozen model with the steps-to-go head.
+        detector: the frozen model with the steps-to-go head (a worker's own copy).
         threshold: detector threshold ``s``.
         min_std: floor on the exploration std (normalised units).
         slots: envs driven together.
     """
 
     def __init__(self, policy: Policy, detector: Policy, threshold: float, min_std: float, slots: int = 1) -> None:
-        from automimic.algos.learned_reward import LearnedReward
-
+        if detector.steps_to_go is None:
+            raise ValueError("the detector needs a steps-to-go head (train the SFT policy with one)")
         super().__init__(policy, min_std, slots)
         self.name = "practice"
-        self.reward = LearnedReward(detector, threshold)
+        self.detector = detector.eval()
+        self.threshold = float(threshold)
 
+    @torch.no_grad()
     def stop(self, obs: Sequence[Obs], slots: Sequence[int]) -> np.ndarray:
         """Whether the learned detector fires on these (next) observations."""
-        flat = np.stack([flatten_obs(o, self.reward.obs_keys) for o in obs])
-        return self.reward.success(self.reward.steps_to_go(flat))
+        flat = np.stack([flatten_obs(o, self.detector.obs_keys) for o in obs])
+        d = self.detector.expected_steps_to_go(torch.as_tensor(flat, dtype=torch.float32)).numpy()
+        return d <= self.threshold
 
 
 class DAggerActor:

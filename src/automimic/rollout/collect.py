@@ -10,7 +10,8 @@ from tqdm import tqdm
 from automimic.data.store import EpisodeStore
 from automimic.envs import expert_for
 from automimic.rollout.actors import ActorSpec
-from automimic.rollout.workers import RolloutJob, iter_episodes
+from automimic.rollout.collector import iter_episodes
+from automimic.rollout.workers import RolloutJob
 from automimic.seeding import BLOCK, episode_seeds
 
 

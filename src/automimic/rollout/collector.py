@@ -42,7 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from automimic.data.episode import Episode
 from automimic.rollout import workers as _w
@@ -502,3 +502,28 @@ def make_collector(workers: int = 1, backend: str | None = None, retries: int = 
     if backend == "ray":
         return RayWorkers(workers, _default["address"], m, retries)
     return InProcess(m, retries) if workers <= 1 else LocalWorkers(workers, m, retries)
+
+
+def iter_episodes(job: _w.RolloutJob, seeds: Sequence[int], workers: int | Collector = 1) -> Iterator[Episode]:
+    """Yield one episode per seed, in seed order, using ``workers`` workers of the chosen backend.
+
+    A thin front for :func:`automimic.rollout.collector.make_collector`, which also survives
+    simulator errors and dead workers. ``workers`` may also be a running collector, which is then
+    used and left open (a run that rolls out again and again keeps its workers).
+    """
+    if isinstance(workers, Collector):
+        yield from workers.episodes(job, seeds)
+        return
+    with make_collector(workers) as collector:
+        yield from collector.episodes(job, seeds)
+
+
+def run_episodes(job: _w.RolloutJob, seeds: Sequence[int], workers: int | Collector = 1,
+                 on_episode: Callable[[Episode], None] | None = None) -> list[Episode]:
+    """Collect the episodes of :func:`iter_episodes` into a list, calling ``on_episode`` on each."""
+    episodes = []
+    for episode in iter_episodes(job, seeds, workers):
+        if on_episode is not None:
+            on_episode(episode)
+        episodes.append(episode)
+    return episodes

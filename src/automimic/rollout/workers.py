@@ -12,15 +12,12 @@ retries and dead workers are :mod:`automimic.rollout.collector`'s job.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 from automimic.data.episode import Episode
 from automimic.envs import make_env
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.episode_runner import FailedSeed, run_lockstep
-
-if TYPE_CHECKING:
-    from automimic.rollout.collector import Collector
 
 
 @dataclass(frozen=True)
@@ -126,30 +123,3 @@ def _load_weights_file(path: str) -> Any:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def iter_episodes(job: RolloutJob, seeds: Sequence[int], workers: "int | Collector" = 1) -> Iterator[Episode]:
-    """Yield one episode per seed, in seed order, using ``workers`` workers of the chosen backend.
-
-    A thin front for :func:`automimic.rollout.collector.make_collector`, which also survives
-    simulator errors and dead workers. ``workers`` may also be a running collector, which is then
-    used and left open (a run that rolls out again and again keeps its workers).
-    """
-    from automimic.rollout.collector import Collector, make_collector
-
-    if isinstance(workers, Collector):
-        yield from workers.episodes(job, seeds)
-        return
-    with make_collector(workers) as collector:
-        yield from collector.episodes(job, seeds)
-
-
-def run_episodes(job: RolloutJob, seeds: Sequence[int], workers: "int | Collector" = 1,
-                 on_episode: Callable[[Episode], None] | None = None) -> list[Episode]:
-    """Collect the episodes of :func:`iter_episodes` into a list, calling ``on_episode`` on each."""
-    episodes = []
-    for episode in iter_episodes(job, seeds, workers):
-        if on_episode is not None:
-            on_episode(episode)
-        episodes.append(episode)
-    return episodes
