@@ -18,6 +18,7 @@ Run folder (inside the algorithm's own)::
 
     out/rl.pt              policy, optimiser, value function, reward model, RNG, counters and rows after the last iteration
     out/iterations.jsonl   one line per finished iteration (iteration 0 = the starting policy)
+    out/report.md, out/success.png   success against env steps (write_report)
     out/practice.h5        every sampled episode, with provenance (source self, round = iteration, weights_version)
     out/metrics.jsonl, out/tb/   the same numbers for TensorBoard
 """
@@ -34,6 +35,7 @@ import torch
 from automimic.algos.bc import fit_policy, select_episodes
 from automimic.algos.engine import Checkpoint, Engine, RewardSource, Step, env_terminals
 from automimic.algos.ppo import PPOConfig
+from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
 from automimic.algos.rules import PPORule, episode_states, gae_batch  # noqa: F401  (re-exported)
 from automimic.algos.schedules import SeedRule, practice_rollouts  # noqa: F401  (re-exported)
 from automimic.algos.value_baseline import ValueBaseline
@@ -48,7 +50,7 @@ from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
 from automimic.seeding import seed_everything
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir
+from automimic.training.run_dir import RunDir, read_rows
 
 #: Where the RL stage's rewards come from (GAIL/AIRL discriminators, the env's reward): a reward source.
 RewardModel = RewardSource
@@ -255,10 +257,10 @@ class _OnPolicy:
         return self.cfg.eval_every
 
     def job(self, counters: dict[str, Any]) -> RolloutJob:
-        """Sample with the current weights and the std floor; round = iteration."""
+        """Sample with the current weights and the std floor; round = the iteration the episodes are for."""
         env_kwargs = {"perturb": self.cfg.perturb, **({"horizon": self.cfg.horizon} if self.cfg.horizon else {})}
         return RolloutJob(self.env_id, ActorSpec.sample(self.policy, self.cfg.min_std), env_kwargs, source="self",
-                          round=counters["steps"], stop_on_success=self.cfg.stop_on_success)
+                          round=counters["steps"] + 1, stop_on_success=self.cfg.stop_on_success)
 
     def evaluate(self, collector: Collector) -> dict[str, float]:
         """Success on the eval seeds."""
@@ -309,3 +311,18 @@ def load_rl_policy(out: str | Path) -> Policy:
     if not path.exists():
         raise FileNotFoundError(f"{out}: no RL checkpoint ({path}); has the RL stage run?")
     return policy_from_payload(torch.load(path, map_location="cpu", weights_only=False)["policy"])
+
+
+def write_report(out: str | Path) -> Path:
+    """Write ``report.md`` (table of evaluated iterations) and ``success.png`` (success against env steps)."""
+    out = Path(out)
+    cfg = RunDir(out).read_config()
+    rl = cfg["rl"]
+    columns = [("iteration", lambda r: r.iteration), ("env steps", lambda r: r.env_steps), *EVAL_COLUMNS,
+               ("practice success", lambda r: f"{r.practice_success:.2f}"), ("return", lambda r: f"{r.mean_return:.2f}"),
+               ("env return", lambda r: f"{r.env_return:.1f}"), ("kl", lambda r: f"{r.approx_kl:.3f}")]
+    intro = (f"`{cfg['algo']}`: {cfg['demos'] or 'all'} expert demos, {rl['steps_per_iteration']} env steps per "
+             f"iteration, seed {cfg['seed']}; {rl['eval_episodes']} evaluation episodes per row (eval seeds, 95% "
+             "Wilson intervals). Iteration 0 is the starting policy.")
+    return write_practice_report(out, read_rows(out / "iterations.jsonl", RLIteration),
+                                 f"{cfg['algo']} on {cfg['env_id']}", intro, columns)

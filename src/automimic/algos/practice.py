@@ -9,7 +9,9 @@ The loop (``automimic improve practice``)::
                                                                                  │ utd updates per env step
                                        OffPolicyLearner (n-step TD, target nets, IBRL selection) ◄┘
 
-The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
+The loop is the practice engine's (:mod:`automimic.algos.engine`): the
+:class:`~automimic.algos.schedules.Cycles` schedule, the :class:`PracticeReward` source and the
+:class:`OffPolicyRule`. The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
 then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
 machine. The budget counts every env step of practice (evaluation is not practice and is not
 counted); a cycle starts only if its longest possible outcome still fits the budget.
@@ -23,7 +25,7 @@ Run folder::
     out/config.yaml              resolved PracticeConfig (algo: practice)
     out/bc/                      the BC prior (checkpoints, metrics)
     out/practice.h5              every practice episode, with provenance (round = cycle, weights_version)
-    out/offpolicy.pt             policy, learner, generator and counters after the last finished cycle
+    out/offpolicy.pt             policy, learner (the rule's state), generator, counters and rows after the last finished cycle
     out/evals.jsonl              one row per evaluation (env steps 0 = after the demo warm-up)
     out/metrics.jsonl, out/tb/   the same numbers for TensorBoard
     out/report.md, out/success.png
@@ -47,6 +49,7 @@ import torch
 from automimic.algos.engine import Checkpoint, Engine, Labelled, Step
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
+from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
 from automimic.algos.schedules import Cycles
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -427,29 +430,15 @@ def practice_rows(out: str | Path) -> list[PracticeRow]:
 
 def write_report(out: str | Path) -> Path:
     """Write ``report.md`` (table of evaluations) and ``success.png`` (success against env steps)."""
-    from automimic.evaluation.report import markdown_table, plot_lines
-
     out = Path(out)
-    rows = practice_rows(out)
-    if not rows:
-        raise ValueError(f"{out}: no evaluations to report")
     cfg = RunDir(out).read_config()
-    steps = [r.env_steps for r in rows]
-    plot_lines([steps, steps, steps], {"success": [r.success for r in rows], "95% low": [r.ci_low for r in rows],
-                                       "95% high": [r.ci_high for r in rows]},
-               out / "success.png", f"practice on {cfg['env_id']}", "env steps of practice", "evaluation success")
-    table = markdown_table(
-        ["env steps", "episodes", "updates", "practice success", "eval success", "95% CI", "mean length", "q",
-         "actor share", "upd/s", "steps/s"],
-        [[r.env_steps, r.episodes, r.updates, f"{r.practice_success:.2f}", f"{r.success:.2f}",
-          f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.eval_length:.1f}", f"{r.q_mean:.2f}", f"{r.actor_share:.2f}",
-          f"{r.updates_per_s:.0f}", f"{r.env_steps_per_s:.0f}"] for r in rows])
-    text = (f"# Off-policy practice on {cfg['env_id']}\n\n{cfg['demos'] or 'all'} expert demos, prior "
-            f"`{cfg['prior']}`, reward `{cfg['reward']}`"
-            + (f" ({cfg['success_reward']})" if cfg["reward"] == "success" else "")
-            + f", budget {cfg['budget']} env steps, {cfg['utd']} updates per env step, seed {cfg['seed']}; "
-            f"{cfg['eval_episodes']} evaluation episodes per row (eval seeds, 95% Wilson intervals). Env steps 0 is "
-            f"the policy after the demo warm-up, before any practice.\n\n{table}\n\n"
-            f"![evaluation success against env steps](success.png)\n")
-    (out / "report.md").write_text(text)
-    return out / "report.md"
+    columns = [("env steps", lambda r: r.env_steps), ("episodes", lambda r: r.episodes),
+               ("updates", lambda r: r.updates), ("practice success", lambda r: f"{r.practice_success:.2f}"),
+               *EVAL_COLUMNS, ("q", lambda r: f"{r.q_mean:.2f}"), ("actor share", lambda r: f"{r.actor_share:.2f}"),
+               ("upd/s", lambda r: f"{r.updates_per_s:.0f}"), ("steps/s", lambda r: f"{r.env_steps_per_s:.0f}")]
+    intro = (f"{cfg['demos'] or 'all'} expert demos, prior `{cfg['prior']}`, reward `{cfg['reward']}`"
+             + (f" ({cfg['success_reward']})" if cfg["reward"] == "success" else "")
+             + f", budget {cfg['budget']} env steps, {cfg['utd']} updates per env step, seed {cfg['seed']}; "
+             f"{cfg['eval_episodes']} evaluation episodes per row (eval seeds, 95% Wilson intervals). Env steps 0 is "
+             "the policy after the demo warm-up, before any practice.")
+    return write_practice_report(out, practice_rows(out), f"Off-policy practice on {cfg['env_id']}", intro, columns)

@@ -40,6 +40,7 @@ from automimic.algos.engine import Checkpoint, Engine, Step
 from automimic.algos.learned_reward import LearnedReward
 from automimic.algos.on_policy import bc_regulariser, episode_states
 from automimic.algos.ppo import PPOConfig, ppo_update
+from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
 from automimic.algos.rules import PPORule, ReinforceRule, discounted_returns, reinforce_update  # noqa: F401
 from automimic.algos.schedules import SeedRule, practice_rollouts
 from automimic.algos.value_baseline import ValueBaseline
@@ -49,6 +50,7 @@ from automimic.data.store import EpisodeStore
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
 from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload
+from automimic.policies.exploration import exploration_distribution  # noqa: F401  (re-exported)
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import Collector, make_collector
@@ -357,7 +359,7 @@ class _StepsToGo:
         env_kwargs = {"perturb": self.cfg.perturb, **({"horizon": self.cfg.horizon} if self.cfg.horizon else {})}
         return RolloutJob(self.env_id, ActorSpec.practice(self.policy, self.reward.model, self.reward.threshold,
                                                           self.cfg.min_std),
-                          env_kwargs, source="self", round=counters["steps"], stop_on_success=False,
+                          env_kwargs, source="self", round=counters["steps"] + 1, stop_on_success=False,
                           read_success=False)
 
     def evaluate(self, collector: Collector) -> dict[str, float]:
@@ -422,8 +424,8 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, demos: 
 
 
 def write_report(out: str | Path) -> Path:
-    """Write ``report.md`` with the evaluated iterations and two PNG plots into the run folder."""
-    from automimic.evaluation.report import markdown_table, plot_lines, plot_success_per_round
+    """Write ``report.md`` (the shared practice report plus the detector's columns), ``success.png`` and ``length.png``."""
+    from automimic.evaluation.report import plot_lines
 
     out = Path(out)
     rows = read_rows(out / "iterations.jsonl", IterationResult)
@@ -432,28 +434,21 @@ def write_report(out: str | Path) -> Path:
         raise ValueError(f"{out}: no evaluated iterations to report")
     cfg = RunDir(out).read_config()
     calib = Calibration.load(out / "calibration.json")
-    its = [r.iteration for r in evaluated]
-    plot_success_per_round(its, [r.success for r in evaluated], [r.ci_low for r in evaluated],
-                           [r.ci_high for r in evaluated], out / "success.png",
-                           f"steps-to-go practice on {cfg['env_id']}", xlabel="iteration", start_label="SFT")
     practised = [r for r in rows if r.iteration > 0]
-    plot_lines([its, [r.iteration for r in practised]],
+    plot_lines([[r.iteration for r in evaluated], [r.iteration for r in practised]],
                {"evaluation (true success ends it)": [r.eval_length for r in evaluated],
                 "practice (learned detector ends it)": [r.mean_length for r in practised]},
                out / "length.png", "mean episode length", "iteration", "steps")
-    table = markdown_table(
-        ["iteration", "env steps", "eval success", "95% CI", "eval length", "learned success", "practice length",
-         "detector P / R"],
-        [[r.iteration, r.env_steps, f"{r.success:.2f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.eval_length:.1f}",
-          f"{r.learned_success:.2f}", f"{r.mean_length:.1f}", f"{r.precision:.2f} / {r.recall:.2f}"]
-         for r in evaluated])
-    text = (f"# Steps-to-go practice on {cfg['env_id']}\n\n{cfg['demos'] or 'all'} demos; detector d(o) <= "
-            f"{calib.threshold:.2f} (calibration precision {calib.precision:.2f}, recall {calib.recall:.2f}); "
-            f"{cfg['robots']} robots, {cfg['steps_per_iteration']} env steps per iteration, baseline "
-            f"`{cfg['baseline']}`, lr {cfg['lr']}; {cfg['eval_episodes']} evaluation episodes. {SIM_SUCCESS_NOTE}.\n\n"
-            f"{table}\n\n![evaluation success](success.png)\n\n![episode length](length.png)\n")
-    (out / "report.md").write_text(text)
-    return out / "report.md"
+    columns = [("iteration", lambda r: r.iteration), ("env steps", lambda r: r.env_steps), *EVAL_COLUMNS,
+               ("learned success", lambda r: f"{r.learned_success:.2f}"),
+               ("practice length", lambda r: f"{r.mean_length:.1f}"),
+               ("detector P / R", lambda r: f"{r.precision:.2f} / {r.recall:.2f}")]
+    intro = (f"{cfg['demos'] or 'all'} demos; detector d(o) <= {calib.threshold:.2f} (calibration precision "
+             f"{calib.precision:.2f}, recall {calib.recall:.2f}); {cfg['robots']} robots, "
+             f"{cfg['steps_per_iteration']} env steps per iteration, baseline `{cfg['baseline']}`, lr {cfg['lr']}; "
+             f"{cfg['eval_episodes']} evaluation episodes. Iteration 0 is the SFT policy. {SIM_SUCCESS_NOTE}.")
+    return write_practice_report(out, rows, f"Steps-to-go practice on {cfg['env_id']}", intro, columns,
+                                 "\n![episode length](length.png)\n")
 
 
 def load_practised_policy(out: str | Path) -> Policy:
