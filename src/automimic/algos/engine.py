@@ -32,7 +32,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -85,6 +85,11 @@ class RewardSource(Protocol):
 
     def load(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state`."""
+
+
+def practice_env_kwargs(perturb: float, horizon: int) -> dict[str, Any]:
+    """The env settings of practice episodes: start perturbation and, if set (> 0), the step budget."""
+    return {"perturb": perturb, **({"horizon": horizon} if horizon else {})}
 
 
 def env_terminals(episodes: list[Episode]) -> list[bool]:
@@ -170,6 +175,23 @@ class Method(Protocol):
 
     def row(self, counters: dict[str, Any], step: Step | None, evaluation: dict[str, float] | None) -> Any:
         """The row after ``step`` (``None``: the first row, before practice); ``None`` for no row."""
+
+
+@dataclass
+class PerIteration:
+    """Base of the methods with one row per iteration and evaluations every ``cfg.eval_every`` iterations.
+
+    ``cfg`` is the algorithm's config (it has ``eval_every``, ``perturb`` and ``horizon``).
+    """
+
+    policy: Policy
+    cfg: Any
+    env_id: str
+    step_field: ClassVar[str] = "iteration"
+    eval_unit: ClassVar[str] = "steps"
+
+    def __post_init__(self) -> None:
+        self.eval_every: int = self.cfg.eval_every
 
 
 @dataclass

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
 from automimic.algos.bc import fit_policy, select_episodes
-from automimic.algos.engine import Checkpoint, Engine, RewardSource, Step, env_terminals
+from automimic.algos.engine import Checkpoint, Engine, PerIteration, RewardSource, Step, env_terminals, practice_env_kwargs
 from automimic.algos.ppo import PPOConfig
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
 from automimic.algos.rules import PPORule, episode_states, gae_batch  # noqa: F401  (re-exported)
@@ -240,25 +240,15 @@ def _eval(policy: Policy, env_id: str, cfg: OnPolicyConfig, seed: int, collector
 
 
 @dataclass
-class _OnPolicy:
+class _OnPolicy(PerIteration):
     """The on-policy stage's rows, evaluation and rollout job, for the engine."""
 
-    policy: Policy
-    cfg: OnPolicyConfig
-    env_id: str
-    seed: int
-    row_class: type = RLIteration
-    step_field: str = "iteration"
-    eval_unit: str = "steps"
-
-    @property
-    def eval_every(self) -> int:
-        """Iterations between evaluations."""
-        return self.cfg.eval_every
+    seed: int = 0
+    row_class: ClassVar[type] = RLIteration
 
     def job(self, counters: dict[str, Any]) -> RolloutJob:
         """Sample with the current weights and the std floor; round = the iteration the episodes are for."""
-        env_kwargs = {"perturb": self.cfg.perturb, **({"horizon": self.cfg.horizon} if self.cfg.horizon else {})}
+        env_kwargs = practice_env_kwargs(self.cfg.perturb, self.cfg.horizon)
         return RolloutJob(self.env_id, ActorSpec.sample(self.policy, self.cfg.min_std), env_kwargs, source="self",
                           round=counters["steps"] + 1, stop_on_success=self.cfg.stop_on_success)
 

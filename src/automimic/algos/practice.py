@@ -41,12 +41,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
-from automimic.algos.engine import Checkpoint, Engine, Labelled, Step
+from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_env_kwargs
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
@@ -330,24 +330,20 @@ class _OffPolicy:
     cfg: PracticeConfig
     env_id: str
     clock: dict[str, float] = field(default_factory=dict)
-    row_class: type = PracticeRow
-    step_field: str = "env_steps"
-    eval_unit: str = "env_steps"
+    row_class: ClassVar[type] = PracticeRow
+    step_field: ClassVar[str] = "env_steps"
+    eval_unit: ClassVar[str] = "env_steps"
 
     def __post_init__(self) -> None:
+        self.eval_every = self.cfg.eval_every
         self._restart_clock()
-
-    @property
-    def eval_every(self) -> int:
-        """Env steps between evaluations."""
-        return self.cfg.eval_every
 
     def _restart_clock(self) -> None:
         self.clock.update(t=time.time(), update_s=0.0, roll_s=0.0, steps=0, updates=0)
 
     def job(self, counters: dict[str, Any]) -> RolloutJob:
         """The practising policy with its exploration noise; round = cycle."""
-        env_kwargs = {"perturb": self.cfg.perturb, **({"horizon": self.cfg.horizon} if self.cfg.horizon else {})}
+        env_kwargs = practice_env_kwargs(self.cfg.perturb, self.cfg.horizon)
         return RolloutJob(self.env_id, ActorSpec.policy(self.policy, name=f"practice:{self.cfg.prior}",
                                                         deterministic=False),
                           env_kwargs, source="self", round=counters["steps"])

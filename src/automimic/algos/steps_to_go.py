@@ -29,14 +29,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 
 from automimic.algos.bc import fit_policy, select_episodes
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
-from automimic.algos.engine import Checkpoint, Engine, Step
+from automimic.algos.engine import Checkpoint, Engine, PerIteration, Step, practice_env_kwargs
 from automimic.algos.learned_reward import LearnedReward
 from automimic.algos.on_policy import bc_regulariser, episode_states
 from automimic.algos.ppo import PPOConfig, ppo_update
@@ -337,26 +337,16 @@ class LearnedProgress:
 
 
 @dataclass
-class _StepsToGo:
+class _StepsToGo(PerIteration):
     """Steps-to-go's rows, evaluation and rollout job, for the engine."""
 
-    policy: Policy
-    reward: LearnedReward
-    cfg: StepsToGoConfig
-    env_id: str
-    tolerance: int
-    row_class: type = IterationResult
-    step_field: str = "iteration"
-    eval_unit: str = "steps"
-
-    @property
-    def eval_every(self) -> int:
-        """Iterations between evaluations."""
-        return self.cfg.eval_every
+    reward: LearnedReward | None = None
+    tolerance: int = 0
+    row_class: ClassVar[type] = IterationResult
 
     def job(self, counters: dict[str, Any]) -> RolloutJob:
         """The simulator's success is never read in practice: the learned detector ends episodes."""
-        env_kwargs = {"perturb": self.cfg.perturb, **({"horizon": self.cfg.horizon} if self.cfg.horizon else {})}
+        env_kwargs = practice_env_kwargs(self.cfg.perturb, self.cfg.horizon)
         return RolloutJob(self.env_id, ActorSpec.practice(self.policy, self.reward.model, self.reward.threshold,
                                                           self.cfg.min_std),
                           env_kwargs, source="self", round=counters["steps"] + 1, stop_on_success=False,
@@ -408,7 +398,7 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, demos: 
     files = Checkpoint(out, "practice.pt", "iterations.jsonl")
     if files.load() is None:
         _log(out, SIM_SUCCESS_NOTE)
-    env_kwargs = {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})}
+    env_kwargs = practice_env_kwargs(cfg.perturb, cfg.horizon)
     probe = make_env(env_id, **env_kwargs)
     horizon = probe.horizon
     bounds = (np.asarray(probe.action_space.low, dtype=np.float32), np.asarray(probe.action_space.high, dtype=np.float32))
@@ -418,7 +408,7 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, demos: 
     rule = _rule(cfg, policy, source, horizon, bounds, anchor)
     schedule = SeedRule(cfg.seed, cfg.iterations, cfg.steps_per_iteration, cfg.workers * cfg.robots,
                         first_length=horizon, episode_budget=cfg.episode_budget, take=practice_rollouts)
-    engine = Engine(policy, source, rule, schedule, _StepsToGo(policy, reward, cfg, env_id, calib.tolerance), files,
+    engine = Engine(policy, source, rule, schedule, _StepsToGo(policy, cfg, env_id, reward, calib.tolerance), files,
                     torch.Generator().manual_seed(cfg.seed))
     return engine.run(collector, env_id, progress, on_iteration)
 
