@@ -157,3 +157,43 @@ def test_worker_processes_give_the_same_iterations_as_in_process(point_demos, tm
     # Only how many surplus episodes were run and dropped may differ (the request size scales with workers).
     strip = lambda rows: [{k: v for k, v in r.items() if k != "dropped"} for r in _comparable(rows)]  # noqa: E731
     assert strip(one) == strip(two)
+
+
+def test_the_engine_stores_every_practice_episode_with_provenance(point_demos, tmp_path):
+    rows = _run("bc-rl", point_demos, tmp_path / "run")
+    episodes = EpisodeStore(tmp_path / "run" / "practice.h5").episodes()
+    assert len(episodes) == sum(r.episodes for r in rows) and sum(e.length for e in episodes) == rows[-1].env_steps
+    assert all(e.source == "self" and e.attrs["weights_version"] >= 1 and "terminated" in e.attrs for e in episodes)
+    # round = the iteration the episodes were sampled for; the seeds are the practice seeds in order.
+    assert [e.round for e in episodes] == [r.iteration for r in rows[1:] for _ in range(r.episodes)]
+    assert len({e.seed for e in episodes}) == len(episodes)
+
+
+def test_killed_mid_iteration_and_resumed_rl_ends_with_the_uninterrupted_rows_weights_and_store(
+        point_demos, tmp_path, monkeypatch):
+    full = _run("gail", point_demos, tmp_path / "full")
+    # Kill inside iteration 2, after its episodes are stored and its PPO update ran, before its checkpoint.
+    calls = {"n": 0}
+    fit = ValueBaseline.fit
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ValueBaseline, "fit", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _run("gail", point_demos, tmp_path / "cut")
+    monkeypatch.setattr(ValueBaseline, "fit", fit)
+    state = torch.load(tmp_path / "cut" / "rl.pt", weights_only=False)
+    assert len(EpisodeStore(tmp_path / "cut" / "practice.h5")) > state["counters"]["episodes"]
+
+    resumed = _run("gail", point_demos, tmp_path / "cut")
+    assert _comparable(resumed) == _comparable(full)
+    a, b = load_rl_policy(tmp_path / "full"), load_rl_policy(tmp_path / "cut")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    stored = [(e.seed, e.round, e.length) for e in EpisodeStore(tmp_path / "cut" / "practice.h5").episodes()]
+    assert stored == [(e.seed, e.round, e.length) for e in EpisodeStore(tmp_path / "full" / "practice.h5").episodes()]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [r.iteration for r in full]  # no row logged twice

@@ -216,7 +216,10 @@ def _train_rl(algo: str, data: Path, out: Path, env: Optional[str], iterations: 
         runner(cfg, out, on_iteration=lambda row: console.print(row.line(), highlight=False))
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))
-    console.print(f"trained: {out}/rl.pt (evaluate with: automimic eval {out})", highlight=False)
+    from automimic.algos.on_policy import write_report
+
+    console.print(f"trained: {out}/rl.pt, report: {write_report(out)} (evaluate with: automimic eval {out})",
+                  highlight=False)
 
 
 def _rl_command(algo: str, config_name: str, summary: str) -> None:

@@ -11,7 +11,7 @@ Run folder::
 
     out/config.yaml        resolved AdversarialConfig
     out/bc/                the BC warm start (with ``warm_start``)
-    out/rl.pt, out/iterations.jsonl, out/metrics.jsonl, out/tb/   the RL stage (see on_policy)
+    out/rl.pt, out/iterations.jsonl, out/practice.h5, out/metrics.jsonl, out/tb/   the RL stage (see on_policy)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from automimic.algos.discriminator import AIRLDiscriminator, Discriminator, DiscriminatorConfig
+from automimic.algos.engine import env_terminals
 from automimic.algos.on_policy import (OnPolicyConfig, RLIteration, action_bounds, check_rl_policy, episode_states,
                                        initial_policy, rl_setup, run_on_policy)
 from automimic.algos.ppo import log_probs
@@ -133,6 +134,10 @@ class _AdversarialReward(abc.ABC):
         return [self.disc.reward(self.rows(TransitionBatch.of([e], self.keys, self.bounds), policy,
                                            torch.as_tensor(e.attrs["kept"])))
                 for e in episodes]
+
+    def terminals(self, episodes: list[Episode]) -> list[bool]:
+        """Only the env's own end is final."""
+        return env_terminals(episodes)
 
     def state(self) -> dict[str, Any]:
         """Discriminator weights and optimiser."""

@@ -1,8 +1,9 @@
 """The on-policy RL stage shared by GAIL, AIRL, BC -> RL and residual RL: collect, reward, PPO, evaluate.
 
-One loop, parameterised by where rewards come from (a :class:`RewardModel`: the env's own reward,
-a GAIL or AIRL discriminator) and by an optional extra loss (BC -> RL's behaviour-cloning
-regulariser). Every iteration gathers ``steps_per_iteration`` env steps of sampled episodes with
+The practice engine (:mod:`automimic.algos.engine`) with the :class:`~automimic.algos.schedules.SeedRule`
+schedule and the :class:`~automimic.algos.rules.PPORule`, parameterised by where rewards come from (a
+:class:`RewardModel`: the env's own reward, a GAIL or AIRL discriminator) and by an optional extra
+loss (BC -> RL's behaviour-cloning regulariser). Every iteration gathers ``steps_per_iteration`` env steps of sampled episodes with
 the current weights (through the same collectors as every other rollout: in-process, local
 workers or Ray), lets the reward model learn from them (a discriminator's step), scores them,
 and runs the PPO core (:mod:`automimic.algos.ppo`) with a learned value function as critic.
@@ -15,40 +16,43 @@ succeeding).
 
 Run folder (inside the algorithm's own)::
 
-    out/rl.pt              policy, optimiser, value function, reward model, RNG and rows after the last iteration
+    out/rl.pt              policy, optimiser, value function, reward model, RNG, counters and rows after the last iteration
     out/iterations.jsonl   one line per finished iteration (iteration 0 = the starting policy)
+    out/report.md, out/success.png   success against env steps (write_report)
+    out/practice.h5        every sampled episode, with provenance (source self, round = iteration, weights_version)
     out/metrics.jsonl, out/tb/   the same numbers for TensorBoard
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from automimic.algos.bc import checked_demos, fit_policy
-from automimic.algos.ppo import PPOConfig, gae, ppo_update
+from automimic.algos.engine import Checkpoint, Engine, PerIteration, RewardSource, Step, env_terminals, practice_env_kwargs
+from automimic.algos.ppo import PPOConfig
+from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
+from automimic.algos.rules import PPORule, episode_states, gae_batch  # noqa: F401  (re-exported)
+from automimic.algos.schedules import SeedRule, practice_rollouts  # noqa: F401  (re-exported)
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.data.episode import Episode
-from automimic.data.transitions import Transitions, flatten_obs
+from automimic.data.transitions import Transitions
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate
-from automimic.policies import Policy, build_policy, has_action_distribution, policy_from_payload, policy_payload
+from automimic.policies import Policy, build_policy, has_action_distribution, policy_from_payload
 from automimic.rollout.actors import ActorSpec
-from automimic.rollout.chunking import history_windows
 from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
-from automimic.seeding import BLOCK, episode_seeds, seed_everything
+from automimic.seeding import seed_everything
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir, append_row
+from automimic.training.run_dir import RunDir, read_rows
 
+#: Where the RL stage's rewards come from (GAIL/AIRL discriminators, the env's reward): a reward source.
+RewardModel = RewardSource
 
 @dataclass
 class OnPolicyConfig:
@@ -136,24 +140,6 @@ class RLIteration:
         return text + f", {self.seconds:.0f}s"
 
 
-class RewardModel(Protocol):
-    """Where the RL stage's rewards come from."""
-
-    name: str
-
-    def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
-        """Learn from this iteration's episodes before they are scored (a discriminator's steps); returns stats."""
-
-    def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
-        """The reward ``(T,)`` of every step of every episode."""
-
-    def state(self) -> dict[str, Any]:
-        """Everything needed to resume (weights, optimiser)."""
-
-    def load(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`state`."""
-
-
 class EnvReward:
     """The env's own reward (BC -> RL and residual RL)."""
 
@@ -167,70 +153,16 @@ class EnvReward:
         """The rewards the env returned."""
         return [np.asarray(e.rewards, dtype=np.float32) for e in episodes]
 
+    def terminals(self, episodes: list[Episode]) -> list[bool]:
+        """Only the env's own end is final."""
+        return env_terminals(episodes)
+
     def state(self) -> dict[str, Any]:
         """No state."""
         return {}
 
     def load(self, state: dict[str, Any]) -> None:
         """No state."""
-
-
-def episode_states(episode: Episode, keys: tuple[str, ...]) -> np.ndarray:
-    """The flattened observations ``(T + 1, D)`` of an episode: the ``T`` acted on, then the final one."""
-    final = flatten_obs({k: v[None] for k, v in episode.final_obs.items()}, keys)
-    return np.concatenate([flatten_obs(episode.obs, keys), final])
-
-
-def gae_batch(states: list[np.ndarray], rewards: list[np.ndarray], terminals: list[bool], kept: list[np.ndarray],
-              value: ValueBaseline, gamma: float, lam: float,
-              history: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(obs, kept actions, GAE advantages, value targets) of a batch of episodes for PPO.
-
-    Per episode: ``states`` ``(T + 1, D)`` (the last is the state after the last step),
-    ``rewards`` ``(T,)``, whether it ended for good (else the last state is bootstrapped with
-    ``V``), and what the sampling actor kept per step. With ``history > 0`` the observations are
-    each step's history window ``(N, history, D)``, as a chunked policy read them.
-    """
-    obs, advs, rets = [], [], []
-    for s, r, terminal in zip(states, rewards, terminals):
-        v = value(torch.as_tensor(s)).numpy()
-        adv, ret = gae(r, v[:-1], float(v[-1]), gamma, lam, terminal=terminal)
-        obs.append(history_windows(s[:-1], history) if history > 0 else s[:-1])
-        advs.append(adv)
-        rets.append(ret)
-    return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(kept)),
-            torch.as_tensor(np.concatenate(advs)), torch.as_tensor(np.concatenate(rets)))
-
-
-def practice_rollouts(collector: Collector, job: RolloutJob, seed: int, start: int, min_steps: int,
-                      max_episodes: int | None, expected_length: float, robots: int) -> tuple[list[Episode], int]:
-    """The sampled episodes of one iteration and how many more were run and dropped.
-
-    The iteration takes practice seeds from index ``start`` in order until their episodes hold
-    ``min_steps`` env steps (or ``max_episodes`` are taken): a rule on seeds alone, so every backend
-    and worker count takes the same episodes. Seeds are requested in batches sized from
-    ``expected_length`` (rounded up to whole multiples of ``robots``); episodes beyond the rule
-    come from the current weights but would be stale after the update, so they are dropped and
-    their seeds run again with the next weights.
-    """
-    taken: list[Episode] = []
-    steps = dropped = 0
-    index = start
-    while steps < min_steps and (max_episodes is None or len(taken) < max_episodes):
-        n = int(np.ceil((min_steps - steps) / max(expected_length, 1.0)))
-        n = int(np.ceil(n / robots)) * robots
-        if max_episodes is not None:
-            n = min(n, max_episodes - len(taken))
-        if index + n > BLOCK:
-            raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {seed}")
-        for ep in collector.episodes(job, episode_seeds("practice", seed, n, start=index)):
-            if steps >= min_steps or (max_episodes is not None and len(taken) >= max_episodes):
-                dropped += 1
-                continue
-            taken.append(ep)
-            steps += ep.length
-            index += 1
-    return taken, dropped
 
 
 def rl_setup(data: str, env_id: str, demos: int, out: Path, config: dict[str, Any],
@@ -303,97 +235,60 @@ def _eval(policy: Policy, env_id: str, cfg: OnPolicyConfig, seed: int, collector
             "eval_length": result.mean_length}
 
 
+@dataclass
+class _OnPolicy(PerIteration):
+    """The on-policy stage's rows, evaluation and rollout job, for the engine."""
+
+    seed: int = 0
+    row_class: ClassVar[type] = RLIteration
+
+    def job(self, counters: dict[str, Any]) -> RolloutJob:
+        """Sample with the current weights and the std floor; round = the iteration the episodes are for."""
+        env_kwargs = practice_env_kwargs(self.cfg.perturb, self.cfg.horizon)
+        return RolloutJob(self.env_id, ActorSpec.sample(self.policy, self.cfg.min_std), env_kwargs, source="self",
+                          round=counters["steps"] + 1, stop_on_success=self.cfg.stop_on_success)
+
+    def evaluate(self, collector: Collector) -> dict[str, float]:
+        """Success on the eval seeds."""
+        return _eval(self.policy, self.env_id, self.cfg, self.seed, collector)
+
+    def row(self, counters: dict[str, Any], step: Step | None, evaluation: dict[str, float] | None) -> RLIteration:
+        """One row per iteration (iteration 0: the starting policy)."""
+        evaluation = evaluation or dict.fromkeys(("success", "ci_low", "ci_high", "eval_length"))
+        if step is None:
+            return RLIteration(0, 0, 0, 0.0, 0.0, 0.0, 0.0, **evaluation, approx_kl=0.0, clip_fraction=0.0, seconds=0.0)
+        episodes = step.batch.episodes
+        return RLIteration(
+            counters["steps"], counters["env_steps"], len(episodes), counters["mean_length"],
+            step.stats["mean_return"], float(np.mean([e.rewards.sum() for e in episodes])),
+            float(np.mean([e.success for e in episodes])), **evaluation, approx_kl=step.stats["approx_kl"],
+            clip_fraction=step.stats["clip_fraction"], seconds=step.seconds, dropped=step.dropped,
+            reward_info=step.batch.info)
+
+
 def run_on_policy(policy: Policy, reward: RewardModel, cfg: OnPolicyConfig, out: str | Path, env_id: str, seed: int,
                   *, extra_loss: Callable[[Policy], Callable[[torch.Generator], torch.Tensor]] | None = None,
                   progress: bool = True, on_iteration: Callable[[RLIteration], None] | None = None) -> list[RLIteration]:
     """Run (or resume from ``out/rl.pt``) PPO on ``reward`` starting from ``policy``; one row per iteration.
 
-    ``extra_loss(policy)`` builds the per-minibatch extra loss for the policy being trained
-    (rebuilt after a resume, since the policy object is then a new one).
+    ``extra_loss(policy)`` builds the per-minibatch extra loss for the policy being trained.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = RunDir(out)
     policy.practice_execution()
     policy.eval()
     gen = torch.Generator().manual_seed(seed)
     value = ValueBaseline(policy.obs_dim)
-    state_path = out / "rl.pt"
-    rows: list[RLIteration] = []
-    next_episode = 0
     opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        policy = policy_from_payload(state["policy"])
-        policy.practice_execution()
-        policy.eval()
-        opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr)
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        value.load(state["value"])
-        reward.load(state["reward"])
-        next_episode = state["next_episode"]
-        rows = [RLIteration(**row) for row in state["rows"]]
-        run.drop_metrics_after(rows[-1].iteration)
-    # Rewritten from the checkpoint, so a kill between the two writes leaves no stray line.
-    (out / "iterations.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in rows))
-    extra = extra_loss(policy) if extra_loss is not None else None
-
-    def save(row: RLIteration) -> None:
-        rows.append(row)
-        payload = {"policy": policy_payload(policy), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                   "value": value.state(), "reward": reward.state(), "next_episode": next_episode,
-                   "rows": [dataclasses.asdict(r) for r in rows]}
-        tmp = state_path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(state_path)
-        append_row(out / "iterations.jsonl", row)
-        numbers = {k: v for k, v in dataclasses.asdict(row).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "iteration"}
-        run.log(row.iteration, {**numbers, **{f"reward/{k}": v for k, v in row.reward_info.items()}})
-        if on_iteration is not None:
-            on_iteration(row)
-
-    env_kwargs = {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})}
-    bar = tqdm(total=cfg.iterations, initial=max(len(rows) - 1, 0), desc=f"rl ({reward.name} reward)", unit="iter",
-               disable=not progress)
+    rule = PPORule(policy, opt, value, cfg.ppo, cfg.gamma, cfg.min_std, cfg.learn_std,
+                   scale=lambda r: r * cfg.reward_scale,
+                   extra_loss=extra_loss(policy) if extra_loss is not None else None)
+    schedule = SeedRule(seed, cfg.iterations, cfg.steps_per_iteration, cfg.workers * cfg.robots)
+    engine = Engine(policy, reward, rule, schedule, _OnPolicy(policy, cfg, env_id, seed),
+                    Checkpoint(out, "rl.pt", "iterations.jsonl"), gen, desc=f"rl ({reward.name} reward)")
     # One set of workers for sampling and evaluation, kept between iterations.
     with make_collector(cfg.workers, envs_per_worker=cfg.robots) as collector:
-        try:
-            if not rows:
-                t0 = time.time()
-                save(RLIteration(0, 0, 0, 0.0, 0.0, 0.0, 0.0, **_eval(policy, env_id, cfg, seed, collector),
-                                 approx_kl=0.0, clip_fraction=0.0, seconds=time.time() - t0))
-            for it in range(len(rows), cfg.iterations + 1):
-                t0 = time.time()
-                job = RolloutJob(env_id, ActorSpec.sample(policy, cfg.min_std), env_kwargs, source="self",
-                                 stop_on_success=cfg.stop_on_success)
-                expected = rows[-1].mean_length or rows[-1].eval_length or 100.0
-                episodes, dropped = practice_rollouts(collector, job, seed, next_episode, cfg.steps_per_iteration,
-                                                      None, expected, cfg.workers * cfg.robots)
-                next_episode += len(episodes)
-                info = reward.update(episodes, policy, gen)
-                rewards = [r * cfg.reward_scale for r in reward.rewards(episodes, policy)]
-                obs, acts, advantages, targets = gae_batch(
-                    [episode_states(e, policy.obs_keys) for e in episodes], rewards,
-                    [bool(e.attrs["terminated"]) for e in episodes], [e.attrs["kept"] for e in episodes],
-                    value, cfg.gamma, cfg.ppo.gae_lambda, policy.history)
-                stats = ppo_update(policy, opt, obs, acts, advantages, cfg.ppo, gen, cfg.min_std, cfg.learn_std,
-                                   extra_loss=extra)
-                value.fit(obs if obs.dim() == 2 else obs[:, -1], targets, gen)
-                evaluation: dict[str, float | None] = dict.fromkeys(("success", "ci_low", "ci_high", "eval_length"))
-                if it % cfg.eval_every == 0 or it == cfg.iterations:
-                    evaluation = _eval(policy, env_id, cfg, seed, collector)
-                save(RLIteration(
-                    it, rows[-1].env_steps + len(obs), len(episodes), float(np.mean([e.length for e in episodes])),
-                    float(np.mean([r.sum() for r in rewards])), float(np.mean([e.rewards.sum() for e in episodes])),
-                    float(np.mean([e.success for e in episodes])), **evaluation, approx_kl=stats.approx_kl,
-                    clip_fraction=stats.clip_fraction, seconds=time.time() - t0, dropped=dropped, reward_info=info))
-                bar.update(1)
-        finally:
-            bar.close()
-            run.close()
-    return rows
+        return engine.run(collector, env_id, progress, on_iteration)
 
 
 def load_rl_policy(out: str | Path) -> Policy:
@@ -402,3 +297,18 @@ def load_rl_policy(out: str | Path) -> Policy:
     if not path.exists():
         raise FileNotFoundError(f"{out}: no RL checkpoint ({path}); has the RL stage run?")
     return policy_from_payload(torch.load(path, map_location="cpu", weights_only=False)["policy"])
+
+
+def write_report(out: str | Path) -> Path:
+    """Write ``report.md`` (table of evaluated iterations) and ``success.png`` (success against env steps)."""
+    out = Path(out)
+    cfg = RunDir(out).read_config()
+    rl = cfg["rl"]
+    columns = [("iteration", lambda r: r.iteration), ("env steps", lambda r: r.env_steps), *EVAL_COLUMNS,
+               ("practice success", lambda r: f"{r.practice_success:.2f}"), ("return", lambda r: f"{r.mean_return:.2f}"),
+               ("env return", lambda r: f"{r.env_return:.1f}"), ("kl", lambda r: f"{r.approx_kl:.3f}")]
+    intro = (f"`{cfg['algo']}`: {cfg['demos'] or 'all'} expert demos, {rl['steps_per_iteration']} env steps per "
+             f"iteration, seed {cfg['seed']}; {rl['eval_episodes']} evaluation episodes per row (eval seeds, 95% "
+             "Wilson intervals). Iteration 0 is the starting policy.")
+    return write_practice_report(out, read_rows(out / "iterations.jsonl", RLIteration),
+                                 f"{cfg['algo']} on {cfg['env_id']}", intro, columns)

@@ -9,7 +9,9 @@ The loop (``automimic improve practice``)::
                                                                                  │ utd updates per env step
                                        OffPolicyLearner (n-step TD, target nets, IBRL selection) ◄┘
 
-The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
+The loop is the practice engine's (:mod:`automimic.algos.engine`): the
+:class:`~automimic.algos.schedules.Cycles` schedule, the :class:`PracticeReward` source and the
+:class:`OffPolicyRule`. The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
 then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
 machine. The budget counts every env step of practice (evaluation is not practice and is not
 counted); a cycle starts only if its longest possible outcome still fits the budget.
@@ -23,7 +25,7 @@ Run folder::
     out/config.yaml              resolved PracticeConfig (algo: practice)
     out/bc/                      the BC prior (checkpoints, metrics)
     out/practice.h5              every practice episode, with provenance (round = cycle, weights_version)
-    out/offpolicy.pt             policy, learner, generator and counters after the last finished cycle
+    out/offpolicy.pt             policy, learner (the rule's state), generator, counters and rows after the last finished cycle
     out/evals.jsonl              one row per evaluation (env steps 0 = after the demo warm-up)
     out/metrics.jsonl, out/tb/   the same numbers for TensorBoard
     out/report.md, out/success.png
@@ -36,19 +38,19 @@ numbers continue exactly as an uninterrupted run's.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_env_kwargs
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
+from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
+from automimic.algos.schedules import Cycles
 from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.data.replay import ReplayBuffer
@@ -56,14 +58,14 @@ from automimic.data.store import EpisodeStore
 from automimic.data.transitions import Transitions
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate
-from automimic.policies import policy_from_payload, policy_payload
+from automimic.policies import Policy, policy_from_payload
 from automimic.policies.prior_actor import PriorActorPolicy
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
-from automimic.seeding import BLOCK, episode_seeds, seed_everything
+from automimic.seeding import seed_everything
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir, append_row, read_rows
+from automimic.training.run_dir import RunDir, read_rows
 
 PRIORS = ("select", "residual", "bc")
 REWARDS = ("success", "env")
@@ -232,50 +234,153 @@ def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, n
     return horizon, low, high
 
 
-def _add(buffer: ReplayBuffer, policy: PriorActorPolicy, episode: Episode, cfg: PracticeConfig, demo: bool) -> None:
-    states = episode_states(episode, policy.obs_keys)
-    rewards, terminal = label(episode, cfg)
-    with torch.no_grad():
-        prior = policy.prior_unit(torch.as_tensor(states))
-    buffer.add(states[:-1], episode.actions, rewards, states[1:], terminal, demo, prior[:-1], prior[1:])
+class PracticeReward:
+    """The reward source of ``cfg.reward`` (see :func:`label`); nothing to learn."""
+
+    def __init__(self, cfg: PracticeConfig) -> None:
+        self.cfg, self.name = cfg, cfg.reward
+
+    def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
+        """Nothing to learn."""
+        return {}
+
+    def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
+        """The rewards of :func:`label`."""
+        return [label(e, self.cfg)[0] for e in episodes]
+
+    def terminals(self, episodes: list[Episode]) -> list[bool]:
+        """The terminal flags of :func:`label`."""
+        return [label(e, self.cfg)[1] for e in episodes]
+
+    def state(self) -> dict[str, Any]:
+        """No state."""
+        return {}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """No state."""
 
 
-def _warm_up(policy: PriorActorPolicy, learner: OffPolicyLearner, buffer: ReplayBuffer, demos: Transitions,
-             cfg: PracticeConfig, gen: torch.Generator) -> None:
-    """Critic TD steps on the demos; in ``select``/``bc`` the actor is behaviour-cloned alongside."""
-    opt = torch.optim.Adam(policy.actor.parameters(), lr=cfg.update.actor_lr)
-    clone = cfg.prior != "residual"
-    for _ in range(cfg.warmup_updates):
-        batch = buffer.sample(cfg.update.batch, gen, 1.0, cfg.update.n_step, cfg.update.gamma)
-        learner.critic_step(batch, gen, cfg.actor_start == 0)
-        learner.soft_update()
-        if clone:
-            idx = torch.randint(len(demos), (cfg.update.batch,), generator=gen)
-            loss = policy.loss(demos.batch(idx))["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    learner.sync_targets()
-    learner.take_stats()
+def _add(buffer: ReplayBuffer, policy: PriorActorPolicy, batch: Labelled, demo: bool) -> None:
+    for episode, rewards, terminal in zip(batch.episodes, batch.rewards, batch.terminals):
+        states = episode_states(episode, policy.obs_keys)
+        with torch.no_grad():
+            prior = policy.prior_unit(torch.as_tensor(states))
+        buffer.add(states[:-1], episode.actions, rewards, states[1:], terminal, demo, prior[:-1], prior[1:])
 
 
-def _cycle_episodes(collector: Collector, store: EpisodeStore, stored: int, policy: PriorActorPolicy, env_id: str,
-                    cfg: PracticeConfig, count: int, cycle: int) -> list[Episode]:
-    """The next cycle's ``count`` practice episodes after the ``stored`` ones the checkpoint knows: any a
-    killed run already stored, then fresh ones."""
-    seeds = episode_seeds("practice", cfg.seed, count, start=stored)
-    names = store.names() if store.path.exists() else []
-    done = [store.read(n) for n in names[stored:]]
-    if [e.seed for e in done] != seeds[: len(done)]:
-        raise ValueError(f"{store.path}: holds practice episodes this run's checkpoint does not know; "
-                         "delete the run folder or use a new --out")
-    env_kwargs = {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})}
-    job = RolloutJob(env_id, ActorSpec.policy(policy, name=f"practice:{cfg.prior}", deterministic=False), env_kwargs,
-                     source="self", round=cycle)
-    for episode in collector.episodes(job, seeds[len(done):]):
-        store.append(episode)
-        done.append(episode)
-    return done
+@dataclass
+class OffPolicyRule:
+    """Every labelled episode into the replay, then ``utd`` learner updates per env step it took."""
+
+    policy: PriorActorPolicy
+    learner: OffPolicyLearner
+    buffer: ReplayBuffer
+    demos: Transitions
+    cfg: PracticeConfig
+    updates_due: float = 0.0
+
+    def begin(self, generator: torch.Generator) -> None:
+        """Critic TD steps on the demos; in ``select``/``bc`` the actor is behaviour-cloned alongside."""
+        cfg = self.cfg
+        opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.update.actor_lr)
+        clone = cfg.prior != "residual"
+        for _ in range(cfg.warmup_updates):
+            batch = self.buffer.sample(cfg.update.batch, generator, 1.0, cfg.update.n_step, cfg.update.gamma)
+            self.learner.critic_step(batch, generator, cfg.actor_start == 0)
+            self.learner.soft_update()
+            if clone:
+                idx = torch.randint(len(self.demos), (cfg.update.batch,), generator=generator)
+                loss = self.policy.loss(self.demos.batch(idx))["loss"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        self.learner.sync_targets()
+        self.learner.take_stats()
+        self.policy.actor_on.fill_(cfg.actor_start == 0)
+
+    def learn(self, batch: Labelled, generator: torch.Generator, counters: dict[str, Any]) -> dict[str, float]:
+        """Replay the batch, then the updates it is due (the actor learns from ``actor_start`` env steps on)."""
+        cfg = self.cfg
+        _add(self.buffer, self.policy, batch, demo=False)
+        self.updates_due += cfg.utd * sum(e.length for e in batch.episodes)
+        todo = int(self.updates_due)
+        self.updates_due -= todo
+        self.policy.train()
+        learn_actor = counters["env_steps"] >= cfg.actor_start
+        for _ in range(todo):
+            self.learner.update(self.buffer.sample(cfg.update.batch, generator, cfg.update.demo_fraction,
+                                                   cfg.update.n_step, cfg.update.gamma), generator, actor=learn_actor)
+        self.policy.actor_on.fill_(learn_actor)
+        self.policy.eval()
+        return {"updates": todo}
+
+    def state(self) -> dict[str, Any]:
+        """Learner and update debt."""
+        return {"learner": self.learner.state(), "updates_due": self.updates_due}
+
+    def load(self, state: dict[str, Any], past: Callable[[], Labelled]) -> None:
+        """Inverse of :meth:`state`; the replay gets the practice episodes the checkpoint counts back."""
+        self.learner.load(state["learner"])
+        self.updates_due = state["updates_due"]
+        _add(self.buffer, self.policy, past(), demo=False)
+
+
+@dataclass
+class _OffPolicy:
+    """Off-policy practice's rows (one per evaluation), evaluation and rollout job, for the engine."""
+
+    policy: PriorActorPolicy
+    learner: OffPolicyLearner
+    cfg: PracticeConfig
+    env_id: str
+    clock: dict[str, float] = field(default_factory=dict)
+    row_class: ClassVar[type] = PracticeRow
+    step_field: ClassVar[str] = "env_steps"
+    eval_unit: ClassVar[str] = "env_steps"
+
+    def __post_init__(self) -> None:
+        self.eval_every = self.cfg.eval_every
+        self._restart_clock()
+
+    def _restart_clock(self) -> None:
+        self.clock.update(t=time.time(), update_s=0.0, roll_s=0.0, steps=0, updates=0)
+
+    def job(self, counters: dict[str, Any]) -> RolloutJob:
+        """The practising policy with its exploration noise; round = cycle."""
+        env_kwargs = practice_env_kwargs(self.cfg.perturb, self.cfg.horizon)
+        return RolloutJob(self.env_id, ActorSpec.policy(self.policy, name=f"practice:{self.cfg.prior}",
+                                                        deterministic=False),
+                          env_kwargs, source="self", round=counters["steps"])
+
+    def evaluate(self, collector: Collector) -> dict[str, float]:
+        """Success on the eval seeds."""
+        result = evaluate(self.policy, self.env_id, self.cfg.eval_episodes, seed=self.cfg.seed, workers=collector,
+                          horizon=self.cfg.horizon or None, progress=False)
+        return {"success": result.success_rate, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                "eval_length": result.mean_length}
+
+    def row(self, counters: dict[str, Any], step: Step | None, evaluation: dict[str, float] | None) -> PracticeRow | None:
+        """Counts practice successes since the last evaluation; a row at each evaluation."""
+        if step is not None:
+            counters["successes"] = counters.get("successes", 0) + sum(bool(e.success) for e in step.batch.episodes)
+            counters["window"] = counters.get("window", 0) + len(step.batch.episodes)
+            self.clock["roll_s"] += step.collect_s
+            self.clock["update_s"] += step.learn_s
+            self.clock["steps"] += sum(e.length for e in step.batch.episodes)
+            self.clock["updates"] += step.stats["updates"]
+        if evaluation is None:
+            return None
+        stats = self.learner.take_stats()
+        c = self.clock
+        row = PracticeRow(
+            counters["env_steps"], counters["episodes"], self.learner.updates,
+            counters.get("successes", 0) / max(counters.get("window", 0), 1), evaluation["success"],
+            evaluation["ci_low"], evaluation["ci_high"], evaluation["eval_length"], stats.critic_loss,
+            stats.actor_loss, stats.q_mean, stats.target_actor_share, c["updates"] / max(c["update_s"], 1e-9),
+            c["steps"] / max(c["roll_s"], 1e-9), time.time() - c["t"])
+        counters.update(successes=0, window=0)
+        self._restart_clock()
+        return row
 
 
 def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
@@ -297,105 +402,17 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
         critic_hidden=cfg.critic_hidden, critics=cfg.critics, residual_scale=cfg.residual_scale,
         explore_std=cfg.explore_std, select_pessimism=cfg.select_pessimism)
     learner = OffPolicyLearner(policy, cfg.update)
-    gen = torch.Generator().manual_seed(cfg.seed)
     per_cycle = cfg.robots * cfg.workers
     buffer = ReplayBuffer(policy.obs_dim, policy.action_dim,
                           sum(e.length for e in demos) + cfg.budget + per_cycle * horizon)
-    for episode in demos:
-        _add(buffer, policy, episode, cfg, demo=True)
-    store = EpisodeStore(out / "practice.h5", env_id)
-    run = RunDir(out)
-    state_path = out / "offpolicy.pt"
-    counters = {"env_steps": 0, "episodes": 0, "cycles": 0, "updates_due": 0.0, "successes": 0, "window": 0,
-                "next_eval": 0}
-    rows: list[PracticeRow] = []
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        policy.load_state_dict(state["policy"]["state_dict"])
-        learner.load(state["learner"])
-        gen.set_state(state["generator"])
-        counters = state["counters"]
-        rows = [PracticeRow(**r) for r in state["rows"]]
-        for episode in store.episodes(limit=counters["episodes"]):
-            _add(buffer, policy, episode, cfg, demo=False)
-        run.drop_metrics_after(rows[-1].env_steps)
-    (out / "evals.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in rows))
-
-    def save() -> None:
-        payload = {"policy": policy_payload(policy), "learner": learner.state(), "generator": gen.get_state(),
-                   "counters": counters, "rows": [dataclasses.asdict(r) for r in rows]}
-        tmp = state_path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(state_path)
-
-    clock = {"t": time.time(), "update_s": 0.0, "roll_s": 0.0, "steps": 0, "updates": 0}
-
-    def record(collector: Collector) -> None:
-        result = evaluate(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=collector,
-                          horizon=cfg.horizon or None, progress=False)
-        stats = learner.take_stats()
-        row = PracticeRow(
-            counters["env_steps"], counters["episodes"], learner.updates,
-            counters["successes"] / max(counters["window"], 1), result.success_rate, result.ci_low, result.ci_high,
-            result.mean_length, stats.critic_loss, stats.actor_loss, stats.q_mean, stats.target_actor_share,
-            clock["updates"] / max(clock["update_s"], 1e-9), clock["steps"] / max(clock["roll_s"], 1e-9),
-            time.time() - clock["t"])
-        counters.update(successes=0, window=0, next_eval=counters["env_steps"] + cfg.eval_every)
-        clock.update(t=time.time(), update_s=0.0, roll_s=0.0, steps=0, updates=0)
-        rows.append(row)
-        append_row(out / "evals.jsonl", row)
-        numbers = {k: v for k, v in dataclasses.asdict(row).items() if k != "env_steps"}
-        run.log(row.env_steps, numbers)
-        if on_row is not None:
-            on_row(row)
-
-    bar = tqdm(total=cfg.budget, initial=counters["env_steps"], desc=f"practice ({cfg.prior}, {cfg.reward})",
-               unit="step", disable=not progress)
+    reward = PracticeReward(cfg)
+    _add(buffer, policy, Labelled(demos, reward.rewards(demos, policy), reward.terminals(demos)), demo=True)
+    engine = Engine(policy, reward, OffPolicyRule(policy, learner, buffer, demo_data, cfg),
+                    Cycles(cfg.seed, per_cycle, horizon, cfg.budget), _OffPolicy(policy, learner, cfg, env_id),
+                    Checkpoint(out, "offpolicy.pt", "evals.jsonl"), torch.Generator().manual_seed(cfg.seed),
+                    desc=f"practice ({cfg.prior}, {cfg.reward})")
     with make_collector(cfg.workers, envs_per_worker=cfg.robots) as collector:
-        try:
-            if not rows:
-                _warm_up(policy, learner, buffer, demo_data, cfg, gen)
-                policy.actor_on.fill_(cfg.actor_start == 0)
-                record(collector)
-                save()
-            while counters["env_steps"] + per_cycle * horizon <= cfg.budget:
-                if counters["episodes"] + per_cycle > BLOCK:
-                    raise ValueError(f"practice would use more than the {BLOCK} practice seeds of run seed {cfg.seed}")
-                t0 = time.time()
-                episodes = _cycle_episodes(collector, store, counters["episodes"], policy, env_id, cfg, per_cycle,
-                                           counters["cycles"])
-                clock["roll_s"] += time.time() - t0
-                for episode in episodes:
-                    _add(buffer, policy, episode, cfg, demo=False)
-                steps = sum(e.length for e in episodes)
-                counters["env_steps"] += steps
-                counters["episodes"] += len(episodes)
-                counters["cycles"] += 1
-                counters["successes"] += sum(bool(e.success) for e in episodes)
-                counters["window"] += len(episodes)
-                clock["steps"] += steps
-                counters["updates_due"] += cfg.utd * steps
-                todo = int(counters["updates_due"])
-                counters["updates_due"] -= todo
-                t0 = time.time()
-                policy.train()
-                learn_actor = counters["env_steps"] >= cfg.actor_start
-                for _ in range(todo):
-                    learner.update(buffer.sample(cfg.update.batch, gen, cfg.update.demo_fraction, cfg.update.n_step,
-                                                 cfg.update.gamma), gen, actor=learn_actor)
-                policy.actor_on.fill_(learn_actor)
-                policy.eval()
-                clock["update_s"] += time.time() - t0
-                clock["updates"] += todo
-                last = counters["env_steps"] + per_cycle * horizon > cfg.budget
-                if counters["env_steps"] >= counters["next_eval"] or last:
-                    record(collector)
-                save()
-                bar.update(steps)
-        finally:
-            bar.close()
-            run.close()
-    return rows
+        return engine.run(collector, env_id, progress, on_row)
 
 
 def load_practice_policy(out: str | Path) -> PriorActorPolicy:
@@ -413,29 +430,15 @@ def practice_rows(out: str | Path) -> list[PracticeRow]:
 
 def write_report(out: str | Path) -> Path:
     """Write ``report.md`` (table of evaluations) and ``success.png`` (success against env steps)."""
-    from automimic.evaluation.report import markdown_table, plot_lines
-
     out = Path(out)
-    rows = practice_rows(out)
-    if not rows:
-        raise ValueError(f"{out}: no evaluations to report")
     cfg = RunDir(out).read_config()
-    steps = [r.env_steps for r in rows]
-    plot_lines([steps, steps, steps], {"success": [r.success for r in rows], "95% low": [r.ci_low for r in rows],
-                                       "95% high": [r.ci_high for r in rows]},
-               out / "success.png", f"practice on {cfg['env_id']}", "env steps of practice", "evaluation success")
-    table = markdown_table(
-        ["env steps", "episodes", "updates", "practice success", "eval success", "95% CI", "mean length", "q",
-         "actor share", "upd/s", "steps/s"],
-        [[r.env_steps, r.episodes, r.updates, f"{r.practice_success:.2f}", f"{r.success:.2f}",
-          f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.eval_length:.1f}", f"{r.q_mean:.2f}", f"{r.actor_share:.2f}",
-          f"{r.updates_per_s:.0f}", f"{r.env_steps_per_s:.0f}"] for r in rows])
-    text = (f"# Off-policy practice on {cfg['env_id']}\n\n{cfg['demos'] or 'all'} expert demos, prior "
-            f"`{cfg['prior']}`, reward `{cfg['reward']}`"
-            + (f" ({cfg['success_reward']})" if cfg["reward"] == "success" else "")
-            + f", budget {cfg['budget']} env steps, {cfg['utd']} updates per env step, seed {cfg['seed']}; "
-            f"{cfg['eval_episodes']} evaluation episodes per row (eval seeds, 95% Wilson intervals). Env steps 0 is "
-            f"the policy after the demo warm-up, before any practice.\n\n{table}\n\n"
-            f"![evaluation success against env steps](success.png)\n")
-    (out / "report.md").write_text(text)
-    return out / "report.md"
+    columns = [("env steps", lambda r: r.env_steps), ("episodes", lambda r: r.episodes),
+               ("updates", lambda r: r.updates), ("practice success", lambda r: f"{r.practice_success:.2f}"),
+               *EVAL_COLUMNS, ("q", lambda r: f"{r.q_mean:.2f}"), ("actor share", lambda r: f"{r.actor_share:.2f}"),
+               ("upd/s", lambda r: f"{r.updates_per_s:.0f}"), ("steps/s", lambda r: f"{r.env_steps_per_s:.0f}")]
+    intro = (f"{cfg['demos'] or 'all'} expert demos, prior `{cfg['prior']}`, reward `{cfg['reward']}`"
+             + (f" ({cfg['success_reward']})" if cfg["reward"] == "success" else "")
+             + f", budget {cfg['budget']} env steps, {cfg['utd']} updates per env step, seed {cfg['seed']}; "
+             f"{cfg['eval_episodes']} evaluation episodes per row (eval seeds, 95% Wilson intervals). Env steps 0 is "
+             "the policy after the demo warm-up, before any practice.")
+    return write_practice_report(out, practice_rows(out), f"Off-policy practice on {cfg['env_id']}", intro, columns)

@@ -9,7 +9,7 @@ Run folder::
 
     out/config.yaml        resolved ResidualRLConfig
     out/bc/                the base's BC stage (checkpoints, metrics, TensorBoard)
-    out/rl.pt, out/iterations.jsonl, out/metrics.jsonl, out/tb/   the RL stage (see on_policy)
+    out/rl.pt, out/iterations.jsonl, out/practice.h5, out/metrics.jsonl, out/tb/   the RL stage (see on_policy)
 """
 
 from __future__ import annotations

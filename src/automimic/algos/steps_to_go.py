@@ -8,51 +8,54 @@ frozen SFT model's ``d(o) <= s`` (or at the horizon); the policy is updated by o
 the discounted return of ``r_t = d(o_t) - d(o_{t+1})`` (public reference: gamma 0.9, return scaled by
 1/horizon, 2,048 env steps per iteration, minibatch 64), minus a learned value baseline by default
 (``baseline="none"`` is the reference's plain REINFORCE). The simulator's success is read only on
-the calibration and evaluation seeds.
+the calibration and evaluation seeds. Practice runs on the shared engine (:mod:`automimic.algos.engine`):
+the :class:`~automimic.algos.schedules.SeedRule` schedule, the :class:`LearnedProgress` reward source
+and the :class:`~automimic.algos.rules.ReinforceRule` (or :class:`~automimic.algos.rules.PPORule`).
 
 Run folder::
 
     out/config.yaml         resolved StepsToGoConfig
     out/sft/                stage-1 training run (checkpoints, metrics, TensorBoard)
     out/calibration.json    threshold s and the detector's precision/recall on held-out episodes
-    out/practice.pt         policy, optimiser, RNG and counters after the last finished iteration
+    out/practice.pt         policy, optimiser, value baseline, RNG, counters and rows after the last finished iteration
     out/iterations.jsonl    one line per finished iteration (iteration 0 = the SFT policy)
+    out/practice.h5         every practice episode, with provenance (source self, round = iteration, weights_version)
+    out/metrics.jsonl, out/tb/   the same numbers for TensorBoard
     out/log.txt             what the run did, including where simulator success was read
     out/report.md           per-iteration table with success.png and length.png (write_report)
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from automimic.algos.bc import checked_demos, fit_policy
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
+from automimic.algos.engine import Checkpoint, Engine, PerIteration, Step, practice_env_kwargs
 from automimic.algos.learned_reward import LearnedReward
-from automimic.algos.on_policy import bc_regulariser, episode_states, gae_batch, practice_rollouts
+from automimic.algos.on_policy import bc_regulariser, episode_states
 from automimic.algos.ppo import PPOConfig, ppo_update
+from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
+from automimic.algos.rules import PPORule, ReinforceRule, discounted_returns, reinforce_update  # noqa: F401
+from automimic.algos.schedules import SeedRule, practice_rollouts
 from automimic.algos.value_baseline import ValueBaseline
 from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
-from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload, policy_payload
-from automimic.policies.exploration import exploration_distribution
+from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload
+from automimic.policies.exploration import exploration_distribution  # noqa: F401  (re-exported)
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.actors import ActorSpec
-from automimic.rollout.chunking import history_windows
 from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
 from automimic.training.loop import TrainConfig
-from automimic.training.run_dir import RunDir, append_row, read_rows
+from automimic.training.run_dir import RunDir, read_rows
 
 BASELINES = ("none", "batch", "pace", "value")
 SIM_SUCCESS_NOTE = ("practice reads no simulator success: episodes end on the learned detector d(o) <= s or the "
@@ -209,60 +212,6 @@ class IterationResult:
         return text + f", {self.seconds:.0f}s"
 
 
-def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
-    """``G_t = r_t + gamma * G_{t+1}`` within one episode (``G_T = 0`` after its last step)."""
-    out = np.zeros(len(rewards), dtype=np.float64)
-    running = 0.0
-    for t in range(len(rewards) - 1, -1, -1):
-        running = float(rewards[t]) + gamma * running
-        out[t] = running
-    return out.astype(np.float32)
-
-
-def reinforce_update(policy: Policy, opt: torch.optim.Optimizer, obs: torch.Tensor, actions: torch.Tensor,
-                     returns: torch.Tensor, minibatch: int, generator: torch.Generator,
-                     grad_clip: float = 0.0, min_std: float = 0.0, learn_std: bool = True,
-                     bounds: tuple[np.ndarray, np.ndarray] | None = None, bound_weight: float = 0.0,
-                     extra_loss: Callable[[torch.Generator], torch.Tensor] | None = None) -> float:
-    """One pass of REINFORCE over shuffled minibatches: minimise ``-log pi(a|o) * G``; returns the mean loss.
-
-    ``actions`` are in the policy's normalised units (what :meth:`Policy.action_distribution` models),
-    followed by the latent columns the policy drew when acting, if any;
-    ``min_std`` floors the std as in :func:`exploration_distribution`. With ``bounds`` (env-unit
-    action low/high) and ``bound_weight``, the squared excess of the mean action beyond the bounds
-    is penalised: the env clips actions, so past a bound every sample acts alike, nothing pulls the
-    mean back, and (measured) it drifts to hundreds of times the bound until the robot only slams
-    into walls. ``extra_loss(generator)``, if given, is added to every minibatch's loss (as in
-    :func:`~automimic.algos.ppo.ppo_update`).
-    """
-    policy.train()
-    order = torch.randperm(len(obs), generator=generator)
-    losses = []
-    low = high = None
-    if bounds is not None and bound_weight > 0:
-        low, high = (torch.as_tensor(b, dtype=torch.float32) for b in bounds)
-    # Columns past the action are the latent the policy drew when acting (e.g. DDIM starting noise).
-    actions, latents = actions[:, :policy.action_dim], actions[:, policy.action_dim:]
-    for chunk in order.split(minibatch):
-        dist = exploration_distribution(policy, obs[chunk], min_std, learn_std,
-                                        latents[chunk] if latents.shape[1] else None)
-        loss = -(dist.log_prob(actions[chunk]) * returns[chunk]).mean()
-        if low is not None:
-            mean = policy.unnormalize_actions(dist.mean)
-            excess = torch.relu(mean - high) + torch.relu(low - mean)
-            loss = loss + bound_weight * (excess ** 2).sum(-1).mean()
-        if extra_loss is not None:
-            loss = loss + extra_loss(generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
-        opt.step()
-        losses.append(loss.item())
-    policy.eval()
-    return float(np.mean(losses))
-
-
 def pace_baseline(d: np.ndarray, threshold: float, gamma: float) -> np.ndarray:
     """Discounted return of a robot that keeps the demos' pace, one step of ``d`` per step, until ``d <= s``.
 
@@ -284,46 +233,6 @@ def _progress(ep: Episode, reward: LearnedReward, terminal_zero: bool) -> tuple[
         # was left. Without it, hovering just above s earns as much as finishing.
         d[-1] = 0.0
     return states, d, reward.rewards(d)
-
-
-def practice_batch(episodes: list[Episode], reward: LearnedReward, gamma: float, horizon: int,
-                   baseline: str = "none", terminal_zero: bool = True,
-                   history: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Flatten practice episodes into (obs, normalised actions, scaled returns) and the mean episode return.
-
-    Each episode carries what the practising actor kept per step (``attrs["kept"]``) and whether the
-    detector ended it (``attrs["learned_success"]``). ``baseline="pace"`` subtracts
-    :func:`pace_baseline` from each return before scaling. With ``terminal_zero``, ``d`` of a state
-    where the detector fired counts as 0. With ``history > 0`` the observations are each step's
-    history window ``(N, history, D)``, as a chunked policy read them.
-    """
-    obs, acts, rets, totals = [], [], [], []
-    for ep in episodes:
-        states, d, r = _progress(ep, reward, terminal_zero)
-        g = discounted_returns(r, gamma)
-        if baseline == "pace":
-            g = g - pace_baseline(d[:-1], reward.threshold, gamma)
-        obs.append(history_windows(states[:-1], history) if history > 0 else states[:-1])
-        acts.append(ep.attrs["kept"])
-        rets.append(g / horizon)
-        totals.append(float(r.sum()))
-    return (torch.as_tensor(np.concatenate(obs)), torch.as_tensor(np.concatenate(acts)),
-            torch.as_tensor(np.concatenate(rets)), float(np.mean(totals)))
-
-
-def ppo_batch(episodes: list[Episode], reward: LearnedReward, value: ValueBaseline, gamma: float, lam: float,
-              horizon: int, terminal_zero: bool = True,
-              history: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """(obs, kept actions, GAE advantages, value targets, mean episode return) of practice episodes for PPO.
-
-    Rewards are the learned progress scaled by 1/horizon, as for REINFORCE; an episode the detector
-    ended is a true end (nothing after it), any other was cut and is bootstrapped with ``V``.
-    """
-    progress = [_progress(ep, reward, terminal_zero) for ep in episodes]
-    obs, acts, advs, rets = gae_batch([p[0] for p in progress], [p[2] / horizon for p in progress],
-                                      [bool(ep.attrs["learned_success"]) for ep in episodes],
-                                      [ep.attrs["kept"] for ep in episodes], value, gamma, lam, history)
-    return obs, acts, advs, rets, float(np.mean([p[2].sum() for p in progress]))
 
 
 def _evaluate(policy: Policy, reward: LearnedReward, cfg: StepsToGoConfig, env_id: str, calib_tolerance: int,
@@ -383,6 +292,90 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
         return _practise(cfg, out, env_id, sft, demos, collector, progress, on_iteration, on_calibration)
 
 
+class LearnedProgress:
+    """Steps-to-go's reward source: the frozen head's progress ``d(o_t) - d(o_t+1)``; the detector's stop is the end.
+
+    With ``terminal_zero``, ``d`` of a state where the detector fired counts as 0.
+    """
+
+    name = "steps-to-go"
+
+    def __init__(self, reward: LearnedReward, terminal_zero: bool) -> None:
+        self.reward, self.terminal_zero = reward, terminal_zero
+
+    def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
+        """Nothing to learn: the head is frozen."""
+        return {}
+
+    def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
+        """The learned progress of every step."""
+        return [_progress(e, self.reward, self.terminal_zero)[2] for e in episodes]
+
+    def terminals(self, episodes: list[Episode]) -> list[bool]:
+        """An episode the detector ended is a true end; any other was cut."""
+        return [bool(e.attrs["learned_success"]) for e in episodes]
+
+    def pace(self, gamma: float) -> Callable[[Episode], np.ndarray]:
+        """:func:`pace_baseline` of each step of an episode, for the ``pace`` baseline."""
+        return lambda e: pace_baseline(_progress(e, self.reward, self.terminal_zero)[1][:-1], self.reward.threshold,
+                                       gamma)
+
+    def state(self) -> dict[str, Any]:
+        """No state: the head is rebuilt from the SFT stage."""
+        return {}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """No state."""
+
+
+@dataclass
+class _StepsToGo(PerIteration):
+    """Steps-to-go's rows, evaluation and rollout job, for the engine."""
+
+    reward: LearnedReward | None = None
+    tolerance: int = 0
+    row_class: ClassVar[type] = IterationResult
+
+    def job(self, counters: dict[str, Any]) -> RolloutJob:
+        """The simulator's success is never read in practice: the learned detector ends episodes."""
+        env_kwargs = practice_env_kwargs(self.cfg.perturb, self.cfg.horizon)
+        return RolloutJob(self.env_id, ActorSpec.practice(self.policy, self.reward.model, self.reward.threshold,
+                                                          self.cfg.min_std),
+                          env_kwargs, source="self", round=counters["steps"] + 1, stop_on_success=False,
+                          read_success=False)
+
+    def evaluate(self, collector: Collector) -> dict[str, float]:
+        """True success on the eval seeds and the detector's precision/recall there."""
+        return _evaluate(self.policy, self.reward, self.cfg, self.env_id, self.tolerance, False, collector)
+
+    def row(self, counters: dict[str, Any], step: Step | None, evaluation: dict[str, float] | None) -> IterationResult:
+        """One row per iteration (iteration 0: the SFT policy)."""
+        evaluation = evaluation or dict.fromkeys(("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
+        if step is None:
+            return IterationResult(0, 0, 0, 0.0, 0.0, 0.0, **evaluation, seconds=0.0)
+        episodes, rewards = step.batch.episodes, step.batch.rewards
+        # The two updates always averaged the returns this way (float32 sums for PPO): kept, so rows repeat.
+        totals = [r.sum() for r in rewards] if self.cfg.update == "ppo" else [float(r.sum()) for r in rewards]
+        return IterationResult(counters["steps"], counters["env_steps"], len(episodes),
+                               float(np.mean([e.attrs["learned_success"] for e in episodes])),
+                               counters["mean_length"], float(np.mean(totals)), **evaluation, seconds=step.seconds,
+                               dropped=step.dropped)
+
+
+def _rule(cfg: StepsToGoConfig, policy: Policy, source: LearnedProgress, horizon: int,
+          bounds: tuple[np.ndarray, np.ndarray], anchor: Callable[[torch.Generator], torch.Tensor] | None
+          ) -> PPORule | ReinforceRule:
+    """The update rule of ``cfg.update``, with this module's update functions (so tests can watch them)."""
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    value = ValueBaseline(policy.obs_dim) if cfg.baseline == "value" else None
+    if cfg.update == "ppo":
+        return PPORule(policy, opt, value, cfg.ppo, cfg.gamma, cfg.min_std, cfg.learn_std,
+                       scale=lambda r: r / horizon, extra_loss=anchor, update=ppo_update)
+    return ReinforceRule(policy, opt, cfg.gamma, horizon, cfg.minibatch, cfg.baseline, value,
+                         source.pace(cfg.gamma) if cfg.baseline == "pace" else None, cfg.grad_clip, cfg.min_std,
+                         cfg.learn_std, bounds, cfg.bound_weight, anchor, update=reinforce_update)
+
+
 def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, demos: list[Episode],
               collector: Collector, progress: bool,
               on_iteration: Callable[[IterationResult], None] | None,
@@ -394,108 +387,27 @@ def _practise(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, demos: 
     policy = sft
     policy.practice_execution()
     policy.eval()
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    state_path = out / "practice.pt"
-    results: list[IterationResult] = []
-    next_episode = 0
-    value = ValueBaseline(policy.obs_dim) if cfg.baseline == "value" else None
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        policy = policy_from_payload(state["policy"])
-        opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        next_episode = state["next_episode"]
-        results = [IterationResult(**row) for row in state["results"]]
-        if value is not None:
-            value.load(state["value"])
-    else:
+    files = Checkpoint(out, "practice.pt", "iterations.jsonl")
+    if files.load() is None:
         _log(out, SIM_SUCCESS_NOTE)
-    # Built on the policy being trained, which a resume has just replaced.
-    anchor = (bc_regulariser(policy, demos, cfg.anchor_weight, cfg.minibatch) if cfg.anchor_weight > 0
-              else None)
-    # The file is rewritten from the checkpoint, so a kill between the two writes leaves no stray line.
-    (out / "iterations.jsonl").write_text("".join(json.dumps(dataclasses.asdict(r)) + "\n" for r in results))
-
-    def save(it_results: list[IterationResult]) -> None:
-        payload = {"policy": policy_payload(policy), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                   "value": value.state() if value is not None else None,
-                   "next_episode": next_episode, "results": [dataclasses.asdict(r) for r in it_results]}
-        tmp = state_path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(state_path)
-        append_row(out / "iterations.jsonl", it_results[-1])
-
-    if not results:
-        t0 = time.time()
-        row = IterationResult(0, 0, 0, 0.0, 0.0, 0.0, **_evaluate(policy, reward, cfg, env_id, calib.tolerance, progress,
-                                                                           collector),
-                              seconds=time.time() - t0)
-        results.append(row)
-        save(results)
-        if on_iteration is not None:
-            on_iteration(row)
-    env_kwargs = {"perturb": cfg.perturb, **({"horizon": cfg.horizon} if cfg.horizon else {})}
+    env_kwargs = practice_env_kwargs(cfg.perturb, cfg.horizon)
     probe = make_env(env_id, **env_kwargs)
     horizon = probe.horizon
     bounds = (np.asarray(probe.action_space.low, dtype=np.float32), np.asarray(probe.action_space.high, dtype=np.float32))
     probe.close()
-    env_steps = results[-1].env_steps
-    bar = tqdm(total=cfg.iterations, initial=len(results) - 1, desc="practice", unit="iter", disable=not progress)
-    try:
-        for it in range(len(results), cfg.iterations + 1):
-            left = cfg.episode_budget - next_episode if cfg.episode_budget else None
-            if left is not None and left <= 0:
-                break
-            t0 = time.time()
-            # The simulator's success is never read in practice: the learned detector ends episodes.
-            job = RolloutJob(env_id, ActorSpec.practice(policy, reward.model, reward.threshold, cfg.min_std),
-                             env_kwargs, source="self", stop_on_success=False, read_success=False)
-            expected = results[-1].mean_length or results[-1].eval_length or horizon
-            episodes, dropped = practice_rollouts(collector, job, cfg.seed, next_episode, cfg.steps_per_iteration,
-                                                  left, expected, cfg.workers * cfg.robots)
-            next_episode += len(episodes)
-            if cfg.update == "ppo":
-                obs, acts, advantages, targets, mean_return = ppo_batch(
-                    episodes, reward, value, cfg.gamma, cfg.ppo.gae_lambda, horizon, cfg.terminal_zero, policy.history)
-                ppo_update(policy, opt, obs, acts, advantages, cfg.ppo, gen, cfg.min_std, cfg.learn_std, anchor)
-                value.fit(obs if obs.dim() == 2 else obs[:, -1], targets, gen)
-            else:
-                obs, acts, rets, mean_return = practice_batch(episodes, reward, cfg.gamma, horizon, cfg.baseline,
-                                                              cfg.terminal_zero, policy.history)
-                current = obs if obs.dim() == 2 else obs[:, -1]  # the value baseline reads the current step
-                if cfg.baseline == "batch":
-                    rets = (rets - rets.mean()) / (rets.std() + 1e-8)
-                elif value is not None:
-                    advantages = rets - value(current)  # V has not seen this iteration's returns yet
-                    value.fit(current, rets, gen)
-                    rets = advantages
-                reinforce_update(policy, opt, obs, acts, rets, cfg.minibatch, gen, cfg.grad_clip, cfg.min_std,
-                                 cfg.learn_std, bounds, cfg.bound_weight, anchor)
-            env_steps += len(obs)
-            evaluation: dict[str, float | None] = dict.fromkeys(
-                ("success", "ci_low", "ci_high", "eval_length", "precision", "recall"))
-            last = it == cfg.iterations or (cfg.episode_budget and next_episode >= cfg.episode_budget)
-            if it % cfg.eval_every == 0 or last:
-                evaluation = _evaluate(policy, reward, cfg, env_id, calib.tolerance, False, collector)
-            row = IterationResult(it, env_steps, len(episodes),
-                                  float(np.mean([e.attrs["learned_success"] for e in episodes])),
-                                  float(np.mean([e.length for e in episodes])), mean_return, **evaluation,
-                                  seconds=time.time() - t0, dropped=dropped)
-            results.append(row)
-            save(results)
-            bar.update(1)
-            if on_iteration is not None:
-                on_iteration(row)
-    finally:
-        bar.close()
-    return results
+    source = LearnedProgress(reward, cfg.terminal_zero)
+    anchor = bc_regulariser(policy, demos, cfg.anchor_weight, cfg.minibatch) if cfg.anchor_weight > 0 else None
+    rule = _rule(cfg, policy, source, horizon, bounds, anchor)
+    schedule = SeedRule(cfg.seed, cfg.iterations, cfg.steps_per_iteration, cfg.workers * cfg.robots,
+                        first_length=horizon, episode_budget=cfg.episode_budget, take=practice_rollouts)
+    engine = Engine(policy, source, rule, schedule, _StepsToGo(policy, cfg, env_id, reward, calib.tolerance), files,
+                    torch.Generator().manual_seed(cfg.seed))
+    return engine.run(collector, env_id, progress, on_iteration)
 
 
 def write_report(out: str | Path) -> Path:
-    """Write ``report.md`` with the evaluated iterations and two PNG plots into the run folder."""
-    from automimic.evaluation.report import markdown_table, plot_lines, plot_success_per_round
+    """Write ``report.md`` (the shared practice report plus the detector's columns), ``success.png`` and ``length.png``."""
+    from automimic.evaluation.report import plot_lines
 
     out = Path(out)
     rows = read_rows(out / "iterations.jsonl", IterationResult)
@@ -504,28 +416,21 @@ def write_report(out: str | Path) -> Path:
         raise ValueError(f"{out}: no evaluated iterations to report")
     cfg = RunDir(out).read_config()
     calib = Calibration.load(out / "calibration.json")
-    its = [r.iteration for r in evaluated]
-    plot_success_per_round(its, [r.success for r in evaluated], [r.ci_low for r in evaluated],
-                           [r.ci_high for r in evaluated], out / "success.png",
-                           f"steps-to-go practice on {cfg['env_id']}", xlabel="iteration", start_label="SFT")
     practised = [r for r in rows if r.iteration > 0]
-    plot_lines([its, [r.iteration for r in practised]],
+    plot_lines([[r.iteration for r in evaluated], [r.iteration for r in practised]],
                {"evaluation (true success ends it)": [r.eval_length for r in evaluated],
                 "practice (learned detector ends it)": [r.mean_length for r in practised]},
                out / "length.png", "mean episode length", "iteration", "steps")
-    table = markdown_table(
-        ["iteration", "env steps", "eval success", "95% CI", "eval length", "learned success", "practice length",
-         "detector P / R"],
-        [[r.iteration, r.env_steps, f"{r.success:.2f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.eval_length:.1f}",
-          f"{r.learned_success:.2f}", f"{r.mean_length:.1f}", f"{r.precision:.2f} / {r.recall:.2f}"]
-         for r in evaluated])
-    text = (f"# Steps-to-go practice on {cfg['env_id']}\n\n{cfg['demos'] or 'all'} demos; detector d(o) <= "
-            f"{calib.threshold:.2f} (calibration precision {calib.precision:.2f}, recall {calib.recall:.2f}); "
-            f"{cfg['robots']} robots, {cfg['steps_per_iteration']} env steps per iteration, baseline "
-            f"`{cfg['baseline']}`, lr {cfg['lr']}; {cfg['eval_episodes']} evaluation episodes. {SIM_SUCCESS_NOTE}.\n\n"
-            f"{table}\n\n![evaluation success](success.png)\n\n![episode length](length.png)\n")
-    (out / "report.md").write_text(text)
-    return out / "report.md"
+    columns = [("iteration", lambda r: r.iteration), ("env steps", lambda r: r.env_steps), *EVAL_COLUMNS,
+               ("learned success", lambda r: f"{r.learned_success:.2f}"),
+               ("practice length", lambda r: f"{r.mean_length:.1f}"),
+               ("detector P / R", lambda r: f"{r.precision:.2f} / {r.recall:.2f}")]
+    intro = (f"{cfg['demos'] or 'all'} demos; detector d(o) <= {calib.threshold:.2f} (calibration precision "
+             f"{calib.precision:.2f}, recall {calib.recall:.2f}); {cfg['robots']} robots, "
+             f"{cfg['steps_per_iteration']} env steps per iteration, baseline `{cfg['baseline']}`, lr {cfg['lr']}; "
+             f"{cfg['eval_episodes']} evaluation episodes. Iteration 0 is the SFT policy. {SIM_SUCCESS_NOTE}.")
+    return write_practice_report(out, rows, f"Steps-to-go practice on {cfg['env_id']}", intro, columns,
+                                 "\n![episode length](length.png)\n")
 
 
 def load_practised_policy(out: str | Path) -> Policy:
