@@ -79,6 +79,45 @@ def test_a_finished_run_given_a_larger_budget_practises_on_to_the_longer_runs_we
         run_practice(_cfg(point_demos, budget=2400, utd=1.0), tmp_path / "grow", progress=False)
 
 
+def test_asynchronous_practice_bounds_the_weights_lag_repeats_resumes_and_runs_on_ray(point_demos, tmp_path,
+                                                                                      monkeypatch):
+    from conftest import ray_backend
+
+    cfg = _cfg(point_demos, budget=1600, async_lag=1)
+    full = run_practice(cfg, tmp_path / "full", progress=False)
+    episodes = EpisodeStore(tmp_path / "full" / "practice.h5").episodes()
+    lags = [e.attrs["weights_lag"] for e in episodes]
+    # Cycles 0 and 1 both act with the starting weights (cycle 1 so a cycle's learning behind); every
+    # later cycle is submitted one cycle ahead of the learner, so it is one cycle behind too.
+    assert lags[:4] == [0] * 4 and set(lags[4:]) == {1} and sum(e.length for e in episodes) <= 1600
+    assert [e.round for e in episodes] == sorted(e.round for e in episodes)
+
+    calls = {"n": 0}
+    real = practice_mod.OffPolicyLearner.update
+
+    def dying(self, batch, generator, actor=True):
+        calls["n"] += 1
+        if calls["n"] == 300:  # inside a later cycle's updates, with the next cycle in flight
+            raise KeyboardInterrupt
+        return real(self, batch, generator, actor)
+
+    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_practice(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", real)
+    assert torch.load(tmp_path / "cut" / "offpolicy.pt", weights_only=False)["schedule"]["pending"]
+    resumed = run_practice(cfg, tmp_path / "cut", progress=False)
+    strip = lambda rows: [{k: v for k, v in r.__dict__.items() if not k.endswith("_s") and k != "seconds"}
+                          for r in rows]
+    assert strip(resumed) == strip(full)
+    with ray_backend():
+        on_ray = run_practice(cfg, tmp_path / "ray", progress=False)
+    assert strip(on_ray) == strip(full)
+    for other in ("cut", "ray"):
+        a, b = load_practice_policy(tmp_path / "full"), load_practice_policy(tmp_path / other)
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
     run_practice(_cfg(point_demos, budget=800, eval_every=800), tmp_path / "run", progress=False)
     episodes = EpisodeStore(tmp_path / "run" / "practice.h5").episodes()
@@ -100,7 +139,8 @@ def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
     (dict(prior="nope"), "prior must be one of"),
     (dict(reward="nope"), "reward must be one of"),
     (dict(utd=0.0), "utd must be > 0"),
-    (dict(select_pessimism=-1.0), "select_pessimism must be >= 0"),
+    (dict(select_pessimism=-1.0), "select_pessimism and async_lag must be >= 0"),
+    (dict(async_lag=-1), "select_pessimism and async_lag must be >= 0"),
     (dict(env_id="gym/Pendulum-v1", reward="success"), "reports no success flag; use --reward env"),
 ])
 def test_what_cannot_work_is_refused_before_anything_is_written(point_demos, tmp_path, over, message):

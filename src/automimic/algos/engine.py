@@ -120,7 +120,7 @@ class UpdateRule(Protocol):
 
 
 class Schedule(Protocol):
-    """Which episodes come next: the one piece an asynchronous collection mode would replace."""
+    """Which episodes come next, and when they are collected (synchronously, or ahead in the background)."""
 
     unit: str  # the counter the progress bar follows: "steps" or "env_steps"
     total: int  # that counter's end
@@ -131,6 +131,18 @@ class Schedule(Protocol):
     def collect(self, collector: Collector, job: RolloutJob, counters: dict[str, Any],
                 store: EpisodeStore) -> tuple[list[Episode], int]:
         """The next batch, stored in ``store``, and how many stale episodes were run and dropped."""
+
+    def settle(self) -> None:
+        """Wait for collection still running (evaluation is about to use the workers)."""
+
+    def state(self) -> dict[str, Any]:
+        """What to checkpoint beyond the counters (an asynchronous schedule's cycles in flight)."""
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state`."""
+
+    def close(self) -> None:
+        """Stop any background collection."""
 
 
 def store_new(store: EpisodeStore, stored: int, episodes: list[Episode]) -> None:
@@ -269,7 +281,8 @@ class Engine:
                 rows.append(row)
             self.files.save({"policy": policy_payload(self.policy), "rule": self.rule.state(),
                              "reward": self.reward.state(), "generator": self.generator.get_state(),
-                             "counters": counters, "rows": [dataclasses.asdict(r) for r in rows]})
+                             "schedule": self.schedule.state(), "counters": counters,
+                             "rows": [dataclasses.asdict(r) for r in rows]})
             if row is not None:
                 append_row(out / self.files.rows, row)
                 run.log(getattr(row, self.method.step_field), row_metrics(row, self.method.step_field))
@@ -288,6 +301,7 @@ class Engine:
                 save(self._step(collector, store, counters))
                 bar.update(counters[unit] - before)
         finally:
+            self.schedule.close()
             bar.close()
             run.close()
         return rows
@@ -302,6 +316,7 @@ class Engine:
         self.reward.load(state["reward"])
         self.rule.load(state["rule"], lambda: self._relabel(store.episodes(limit=counters["episodes"])))
         self.generator.set_state(state["generator"])
+        self.schedule.load(state.get("schedule") or {})
         rows = [self.method.row_class(**r) for r in state["rows"]]
         run.drop_metrics_after(getattr(rows[-1], self.method.step_field))
         return counters, rows
@@ -312,6 +327,7 @@ class Engine:
 
     def _evaluate(self, collector: Collector, counters: dict[str, Any]) -> dict[str, float]:
         """Evaluate and schedule the next evaluation."""
+        self.schedule.settle()
         evaluation = self.method.evaluate(collector)
         counters["next_eval"] = counters[self.method.eval_unit] + self.method.eval_every
         counters["eval_length"] = evaluation.get("eval_length")

@@ -50,7 +50,7 @@ from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
-from automimic.algos.schedules import Cycles
+from automimic.algos.schedules import Cycles, Pipelined
 from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.data.replay import ReplayBuffer
@@ -109,6 +109,12 @@ class PracticeConfig:
             less this many ensemble stds, beats the prior's (0: IBRL's plain rule; see
             :class:`~automimic.policies.prior_actor.PriorActorConfig`).
         robots: envs each worker steps together; a cycle is ``robots * workers`` episodes.
+        async_lag: 0 collects each cycle with the current weights, then learns from it (the
+            deterministic default). ``k >= 1`` collects asynchronously: worker processes run up to
+            ``k`` cycles ahead while the learner updates, so an episode's weights are at most ``k``
+            cycles old (:class:`~automimic.algos.schedules.Pipelined`; results differ from the
+            synchronous run's but still repeat and resume exactly). Its workers are always
+            separate processes (or Ray actors), even with ``workers=1``.
         workers: rollout workers (processes, or Ray actors with ``--backend ray``).
         perturb: start-position perturbation of practice episodes (evaluation never has one).
         horizon: step budget per episode (0: the env's default).
@@ -138,6 +144,7 @@ class PracticeConfig:
     residual_scale: float = 0.2
     explore_std: float = 0.1
     select_pessimism: float = 0.0
+    async_lag: int = 0
     robots: int = 8
     workers: int = 1
     perturb: float = 0.0
@@ -161,8 +168,9 @@ class PracticeConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.utd <= 0:
             raise ValueError(f"utd must be > 0, got {self.utd}")
-        if min(self.warmup_updates, self.horizon, self.perturb, self.actor_start, self.select_pessimism) < 0:
-            raise ValueError("warmup_updates, actor_start, horizon, perturb and select_pessimism must be >= 0")
+        if min(self.warmup_updates, self.horizon, self.perturb, self.actor_start, self.select_pessimism,
+               self.async_lag) < 0:
+            raise ValueError("warmup_updates, actor_start, horizon, perturb, select_pessimism and async_lag must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -408,10 +416,11 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
     reward = PracticeReward(cfg)
     _add(buffer, policy, Labelled(demos, reward.rewards(demos, policy), reward.terminals(demos)), demo=True)
     engine = Engine(policy, reward, OffPolicyRule(policy, learner, buffer, demo_data, cfg),
-                    Cycles(cfg.seed, per_cycle, horizon, cfg.budget), _OffPolicy(policy, learner, cfg, env_id),
+                    Pipelined(cfg.seed, per_cycle, horizon, cfg.budget, lag=cfg.async_lag) if cfg.async_lag
+                    else Cycles(cfg.seed, per_cycle, horizon, cfg.budget), _OffPolicy(policy, learner, cfg, env_id),
                     Checkpoint(out, "offpolicy.pt", "evals.jsonl"), torch.Generator().manual_seed(cfg.seed),
                     desc=f"practice ({cfg.prior}, {cfg.reward})")
-    with make_collector(cfg.workers, envs_per_worker=cfg.robots) as collector:
+    with make_collector(cfg.workers, envs_per_worker=cfg.robots, processes=cfg.async_lag > 0) as collector:
         return engine.run(collector, env_id, progress, on_row)
 
 

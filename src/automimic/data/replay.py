@@ -92,7 +92,7 @@ class ReplayBuffer:
         rows = slice(self.size, self.size + t)
         self.obs[rows] = torch.as_tensor(obs, dtype=torch.float32)
         self.next_obs[rows] = torch.as_tensor(next_obs, dtype=torch.float32)
-        self.actions[rows] = torch.as_tensor(actions, dtype=torch.float32)
+        self.actions[rows] = torch.tensor(actions, dtype=torch.float32)  # a copy: episodes from workers are read-only
         self.rewards[rows] = torch.as_tensor(rewards, dtype=torch.float32)
         if prior is not None:
             self.prior[rows] = prior

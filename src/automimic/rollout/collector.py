@@ -488,10 +488,11 @@ def set_backend(backend: str, address: str | None = None, envs_per_worker: int |
 
 
 def make_collector(workers: int = 1, backend: str | None = None, retries: int = 2,
-                   envs_per_worker: int | None = None) -> Collector:
+                   envs_per_worker: int | None = None, processes: bool = False) -> Collector:
     """The collector for ``workers`` on ``backend`` (default: the one :func:`set_backend` chose).
 
-    ``local`` with one worker runs in-process; with more, in spawned processes. ``ray`` runs
+    ``local`` with one worker runs in-process (unless ``processes``: a caller that keeps working
+    while episodes are collected needs them in another process); with more, in spawned processes. ``ray`` runs
     ``workers`` Ray actors. Each worker steps ``envs_per_worker`` envs together (default: the
     CLI's ``--envs-per-worker``, else ``AUTOMIMIC_ENVS_PER_WORKER``, else 4).
     """
@@ -501,7 +502,7 @@ def make_collector(workers: int = 1, backend: str | None = None, retries: int = 
         raise ValueError(f"unknown rollout backend {backend!r}; available: {', '.join(BACKENDS)}")
     if backend == "ray":
         return RayWorkers(workers, _default["address"], m, retries)
-    return InProcess(m, retries) if workers <= 1 else LocalWorkers(workers, m, retries)
+    return InProcess(m, retries) if workers <= 1 and not processes else LocalWorkers(max(workers, 1), m, retries)
 
 
 def iter_episodes(job: _w.RolloutJob, seeds: Sequence[int], workers: int | Collector = 1) -> Iterator[Episode]:
