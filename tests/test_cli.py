@@ -129,3 +129,21 @@ def test_rl_training_commands_print_iterations_and_evaluate(algo, point_demos, t
     assert r.exit_code == 0 and "point/reach (after RL): success" in r.output, r.output
     r = invoke("train", algo, "--data", str(point_demos), "--out", str(tmp_path / "x"), "--set", "rl.gama=0.9")
     assert r.exit_code == 2 and "unknown field 'gama'" in r.output
+
+
+def test_train_bc_takes_env_and_policy_options_and_cpu_sized_defaults_per_policy_class(point_demos, tmp_path):
+    import yaml
+    from conftest import CHUNKED_CONFIGS
+
+    act = ",".join(f"{k}: {v}" for k, v in CHUNKED_CONFIGS["act"].items())
+    r = invoke("train", "bc", "--data", str(point_demos), "--out", str(tmp_path / "act"), "--policy", "act",
+               "--env", "point/reach", "--set", "train.steps=30", "--set", f"policy_config={{{act}}}")
+    assert r.exit_code == 0, r.output
+    cfg = yaml.safe_load((tmp_path / "act" / "config.yaml").read_text())
+    # ACT starts from its CPU-sized batch (64, not TrainConfig's 256); what the user sets still wins.
+    assert cfg["policy"] == "act" and cfg["env_id"] == "point/reach"
+    assert cfg["train"]["batch_size"] == 64 and cfg["train"]["steps"] == 30
+    assert "training: " in r.output and "steps of 64 samples, about" in r.output
+    r = invoke("train", "bc", "--data", str(point_demos), "--out", str(tmp_path / "mlp"), "--set", "train.steps=30")
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load((tmp_path / "mlp" / "config.yaml").read_text())["train"]["batch_size"] == 256

@@ -165,10 +165,17 @@ def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
     from automimic.algos.bc import BCConfig, train_bc
     from automimic.config import load_config
     from automimic.data.store import StoreError
+    from automimic.policies import cpu_train_defaults
+    from automimic.training.loop import TrainConfig
 
     try:
-        cfg = load_config(BCConfig, config, [f"data={data}", f"seed={seed}", *([f"env_id={env}"] if env else []),
-                                             *([f"policy={policy}"] if policy else []), *set_])
+        overrides = [f"data={data}", f"seed={seed}", *([f"env_id={env}"] if env else []),
+                     *([f"policy={policy}"] if policy else []), *set_]
+        cfg = load_config(BCConfig, config, overrides)
+        sized = cpu_train_defaults(cfg.policy)
+        if sized:
+            # The class's CPU-sized settings replace TrainConfig's defaults; the file and --set still win.
+            cfg = load_config(BCConfig, config, overrides, base=BCConfig(train=TrainConfig(**sized)))
         train_bc(cfg, out)
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))

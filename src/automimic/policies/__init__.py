@@ -1,7 +1,8 @@
 """Policy classes; importing this package registers them."""
 
-from automimic.policies.base import (Policy, build_policy, check_policy_config, has_action_distribution, load_policy,
-                                     policy_from_payload, policy_names, policy_payload, register_policy, save_policy)
+from automimic.policies.base import (Policy, build_policy, check_policy_config, cpu_train_defaults,
+                                     has_action_distribution, load_policy, policy_from_payload, policy_names,
+                                     policy_payload, register_policy, save_policy)
 from automimic.policies.act import ACTConfig, ACTPolicy
 from automimic.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from automimic.policies.mlp import MLPConfig, MLPPolicy
@@ -9,5 +10,5 @@ from automimic.policies.prior_actor import PriorActorConfig, PriorActorPolicy
 from automimic.policies.residual import ResidualConfig, ResidualPolicy
 
 __all__ = ["ACTConfig", "ACTPolicy", "DiffusionConfig", "DiffusionPolicy", "MLPConfig", "MLPPolicy", "Policy", "PriorActorConfig", "PriorActorPolicy", "ResidualConfig", "ResidualPolicy",
-           "build_policy", "check_policy_config", "has_action_distribution", "load_policy", "policy_from_payload", "policy_names",
+           "build_policy", "check_policy_config", "cpu_train_defaults", "has_action_distribution", "load_policy", "policy_from_payload", "policy_names",
            "policy_payload", "register_policy", "save_policy"]

@@ -55,6 +55,9 @@ class Policy(nn.Module, abc.ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    #: Training settings that fit a 2-core CPU for this class where they differ from
+    #: :class:`~automimic.training.loop.TrainConfig`'s (``train bc`` starts from them).
+    cpu_train: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Any, obs_dim: int, action_dim: int) -> None:
         super().__init__()
@@ -216,6 +219,11 @@ def check_policy_config(name: str, config: dict[str, Any]) -> None:
         cls(**_tuples(config))
     except TypeError as err:
         raise ValueError(f"policy_config for policy {name!r}: {err}") from None
+
+
+def cpu_train_defaults(name: str) -> dict[str, Any]:
+    """Registered policy class ``name``'s CPU-sized training settings (``{}``: TrainConfig's own)."""
+    return dict(_REGISTRY[name].cpu_train) if name in _REGISTRY else {}
 
 
 def has_action_distribution(name: str) -> bool:

@@ -19,6 +19,10 @@ from automimic.training.run_dir import RunDir
 Validator = Callable[[Policy], float]
 
 
+#: Steps after which training prints its expected duration.
+ESTIMATE_AFTER = 20
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings.
@@ -118,7 +122,8 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress)
     window: list[float] = []
-    t0 = time.time()
+    t0 = start = time.time()
+    first = step
     policy.train()
     while step < cfg.steps:
         idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
@@ -135,6 +140,12 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
         step += 1
         window.append(losses["loss"].item())
         bar.update(1)
+        if progress and step - first == ESTIMATE_AFTER and step < cfg.steps:
+            # One line a user sees early, instead of waiting for the bar to settle on its estimate.
+            rate = ESTIMATE_AFTER / max(time.time() - start, 1e-9)
+            tqdm.write(f"training: {cfg.steps - first} steps of {cfg.batch_size} samples, about "
+                       f"{(cfg.steps - first) / rate / 60:.1f} min at the first {ESTIMATE_AFTER} steps' "
+                       f"{rate:.0f} steps/s")
         log_now = step % cfg.log_every == 0 or step == cfg.steps
         val_now = validate is not None and cfg.validate_every > 0 and (
             step % cfg.validate_every == 0 or step == cfg.steps)
