@@ -51,28 +51,30 @@ def train(tmp_path, data, *extra):
     return invoke("train", "bc", "--data", str(data), "--out", str(out), "--set", "train.steps=20", *extra), out
 
 
-def test_obs_keys_the_env_does_not_produce(tmp_path):
-    r, out = train(tmp_path, store(tmp_path / "d.h5", obs={"robot0_eef_pos": 3}))
-    refused(r, "d.h5", "obs/robot0_eef_pos is not an observation of env point/reach")
+def train_refused(tmp_path, data, *needles: str, extra: tuple[str, ...] = ()) -> None:
+    """``train bc`` on ``data`` is refused in one line holding ``needles``, and writes no run folder."""
+    r, out = train(tmp_path, data, *extra)
+    refused(r, *needles)
     assert snapshot(out) == {}
+
+
+def test_obs_keys_the_env_does_not_produce(tmp_path):
+    train_refused(tmp_path, store(tmp_path / "d.h5", obs={"robot0_eef_pos": 3}), "d.h5",
+                  "obs/robot0_eef_pos is not an observation of env point/reach")
 
 
 def test_actions_wider_than_the_env_takes(tmp_path):
-    r, out = train(tmp_path, store(tmp_path / "d.h5", actions=7))
-    refused(r, "d.h5", "actions are 7 wide, env point/reach takes 2")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, store(tmp_path / "d.h5", actions=7), "d.h5", "actions are 7 wide, env point/reach takes 2")
 
 
 def test_observations_wider_than_the_env_gives(tmp_path):
-    r, out = train(tmp_path, store(tmp_path / "d.h5", obs={"state": 10}))
-    refused(r, "d.h5", "obs/state is 10 wide, env point/reach gives 6")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, store(tmp_path / "d.h5", obs={"state": 10}), "d.h5",
+                  "obs/state is 10 wide, env point/reach gives 6")
 
 
 def test_an_env_id_the_registry_does_not_know(tmp_path):
-    r, out = train(tmp_path, store(tmp_path / "d.h5", env_id="Lift"))
-    refused(r, "d.h5", "unknown env id 'Lift'", "the env this store records")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, store(tmp_path / "d.h5", env_id="Lift"), "d.h5", "unknown env id 'Lift'",
+                  "the env this store records")
 
 
 @pytest.mark.parametrize("field", ["actions", "obs/state"])
@@ -80,24 +82,19 @@ def test_nan_in_the_data(tmp_path, field):
     def poison(o, a):
         (a if field == "actions" else o["state"])[3, 0] = np.nan
 
-    r, out = train(tmp_path, store(tmp_path / "d.h5", fill=poison))
-    refused(r, "d.h5", f"episode demo_2: {field} holds NaN or inf (first at step 3)")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, store(tmp_path / "d.h5", fill=poison), "d.h5",
+                  f"episode demo_2: {field} holds NaN or inf (first at step 3)")
 
 
 def test_episodes_without_steps(tmp_path):
-    r, out = train(tmp_path, store(tmp_path / "d.h5", length=0))
-    refused(r, "d.h5", "episode demo_0 has no steps")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, store(tmp_path / "d.h5", length=0), "d.h5", "episode demo_0 has no steps")
 
 
 def test_ragged_widths_without_an_env(tmp_path):
     data = store(tmp_path / "d.h5", env_id="")
     EpisodeStore(data).append(Episode(obs={"state": np.zeros((4, 5), np.float32)}, actions=np.zeros((4, 2), np.float32),
                                       rewards=np.zeros(4, np.float32), success=True))
-    r, out = train(tmp_path, data)
-    refused(r, "d.h5", "episode demo_3: obs/state is 5 wide, episode demo_0's is 6")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, data, "d.h5", "episode demo_3: obs/state is 5 wide, episode demo_0's is 6")
 
 
 @pytest.fixture(scope="module")
@@ -152,34 +149,26 @@ def test_eval_of_a_damaged_config(trained, tmp_path):
 
 
 def test_a_config_value_of_the_wrong_type(tmp_path, point_demos):
-    r, out = train(tmp_path, point_demos, "--set", "train.steps=abc")
-    refused(r, "config.train.steps: expected an integer, got 'abc'")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, point_demos, "config.train.steps: expected an integer, got 'abc'",
+                  extra=("--set", "train.steps=abc"))
 
 
 def test_a_bad_policy_config_writes_nothing(tmp_path, point_demos):
-    r, out = train(tmp_path, point_demos, "--set", "policy_config.hiden=[8]")
-    refused(r, "unknown field(s) ['hiden'] for policy 'mlp'")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, point_demos, "unknown field(s) ['hiden'] for policy 'mlp'",
+                  extra=("--set", "policy_config.hiden=[8]"))
     r, out = train(tmp_path, point_demos, "--set", "policy_config.hidden=[8]")  # the corrected command runs
     assert r.exit_code == 0, r.output
 
 
 def test_a_section_seed_that_the_run_seed_would_replace(tmp_path, point_demos):
-    r, out = train(tmp_path, point_demos, "--set", "train.seed=3")
-    refused(r, "train.seed is replaced by the run's seed")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, point_demos, "train.seed is replaced by the run's seed", extra=("--set", "train.seed=3"))
 
 
 def test_validation_episodes_without_a_validation_schedule(tmp_path, point_demos):
-    r, out = train(tmp_path, point_demos, "--set", "val_episodes=5")
-    refused(r, "val_episodes needs train.validate_every")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, point_demos, "val_episodes needs train.validate_every", extra=("--set", "val_episodes=5"))
 
 
 def test_a_damaged_config_file(tmp_path, point_demos):
     bad = tmp_path / "bc.yaml"
     bad.write_text("train: {steps: 3\n")
-    r, out = train(tmp_path, point_demos, "--config", str(bad))
-    refused(r, "bc.yaml: not valid YAML")
-    assert snapshot(out) == {}
+    train_refused(tmp_path, point_demos, "bc.yaml: not valid YAML", extra=("--config", str(bad)))
