@@ -1,7 +1,7 @@
 """The classic toolbox side by side with the `imitation` library: BC, DAgger and GAIL (plus automimic's BC -> RL
 and residual RL) on Meta-World tasks from k expert demos, same demos, same evaluation seeds.
 
-    python benchmarks/classic.py                                  # the README table (several hours on 2 cores)
+    python benchmarks/classic.py                                  # the table in docs/classic.md (several hours on 2 cores)
     python benchmarks/classic.py --tasks push-v3 --episodes 10 --rl-steps 8192   # a quick look
     python benchmarks/classic.py --table-only                     # render whatever cells have finished
 

@@ -3,7 +3,7 @@
 torch's default is one thread per core. That is fastest for a job alone on the machine, and
 ruinous as soon as a second job shares the cores: OpenMP threads that outnumber the free cores spin
 against each other instead of waiting. Measured on a 2-core AMD EPYC (``benchmarks/threads.py``, a
-BC training step; the README's "Threads" section has the table): alone, 2 threads ran 182 steps/s
+BC training step; docs/rollouts.md's "Threads" section has the table): alone, 2 threads ran 182 steps/s
 and 1 thread 144; two identical jobs side by side ran 16 and 14 steps/s each with 2 threads
 (under a tenth of solo) but 138 and 137 with 1 thread each. So every automimic process uses
 :data:`DEFAULT_THREADS` = 1 unless told otherwise, by ``--threads`` on the command line, the

@@ -101,7 +101,7 @@ class ACTPolicy(Policy):
     """Observation history ``(B, history, D)`` (+ images) -> action chunk ``(B, chunk, A)``."""
 
     Config = ACTConfig
-    # The policy benchmark (README) learns its tasks at 2,000 x 64 in minutes on 2 cores; TrainConfig's
+    # The policy benchmark (docs/policies.md) learns its tasks at 2,000 x 64 in minutes on 2 cores; TrainConfig's
     # 5,000 x 256 took 23 minutes on point/reach for no better success.
     cpu_train = {"steps": 2000, "batch_size": 64}
 

@@ -49,7 +49,7 @@ from automimic.rollout import workers as _w
 
 log = logging.getLogger(__name__)
 
-#: Envs a worker steps together unless told otherwise (see ``benchmarks/throughput.py`` in the README);
+#: Envs a worker steps together unless told otherwise (see ``benchmarks/throughput.py`` in docs/rollouts.md);
 #: ``AUTOMIMIC_ENVS_PER_WORKER=1`` gives the one-env-at-a-time rollouts of benchmarks measured before batching.
 DEFAULT_ENVS_PER_WORKER = 4
 
