@@ -78,17 +78,6 @@ def test_resume_rebuilds_the_recorded_config_and_finishes_nothing_twice(round_ru
     assert r.exit_code == 2 and "resume the parent folder" in r.output
 
 
-def test_bc_keeps_its_checkpoint_choice(point_demos, tmp_path):
-    out = tmp_path / "bc"
-    r = invoke("train", "bc", "--data", str(point_demos), "--out", str(out), "--set", "train.steps=40",
-               "--set", "policy_config={hidden: [16]}")
-    assert r.exit_code == 0, r.output
-    r = invoke("eval", str(out), "--episodes", "2", "--checkpoint", "last")
-    assert r.exit_code == 0 and "point/reach (last): success" in r.output, r.output
-    r = invoke("eval", str(out), "--episodes", "2", "--checkpoint", "middle")
-    assert r.exit_code == 2 and "bc runs have best | last" in r.output
-
-
 @pytest.mark.parametrize("config", [None, "algo: nope\nenv_id: point/reach\n", "env_id: point/reach\n"])
 def test_a_folder_without_a_known_algo_gets_one_line_and_exit_2(config, tmp_path):
     run = tmp_path / "odd"
