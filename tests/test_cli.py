@@ -68,6 +68,10 @@ def test_train_eval_and_video_from_the_command_line(point_demos, tmp_path):
     result = json.loads((run / "eval.json").read_text())
     assert len(result["seeds"]) == 6 and result["episodes"] == 6
     assert len(list((run / "videos").glob("*.mp4"))) == 1
+    r = invoke("eval", str(run), "--episodes", "2", "--checkpoint", "last")
+    assert r.exit_code == 0 and "point/reach (last): success" in r.output, r.output
+    r = invoke("eval", str(run), "--episodes", "2", "--checkpoint", "middle")
+    assert r.exit_code == 2 and "bc runs have best | last" in r.output
     r = invoke("train", "bc", "--data", str(point_demos), "--out", str(tmp_path / "r2"), "--set", "train.stepz=3")
     assert r.exit_code == 2 and "unknown field 'stepz'" in r.output
 

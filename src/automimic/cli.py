@@ -30,6 +30,45 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _print_row(row: object) -> None:
+    console.print(row.line(), highlight=False)
+
+
+def _train(algo: str, config: Optional[Path], overrides: list[str], out: Path, **extra: object) -> object:
+    """Build ``algo``'s config (defaults, YAML file, overrides) and run it into ``out`` through the registry.
+
+    One line per progress row; any input error ends the command with a one-line message.
+    """
+    from automimic.algos.registry import get
+    from automimic.config import load_config
+    from automimic.data.store import StoreError
+    from automimic.policies import cpu_train_defaults
+    from automimic.training.loop import TrainConfig
+
+    try:
+        algorithm = get(algo)
+        overrides = [*algorithm.overrides, *overrides]
+        cfg = load_config(algorithm.config, config, overrides)
+        sized = cpu_train_defaults(getattr(cfg, "policy", "")) if hasattr(cfg, "train") else {}
+        if sized:
+            # The policy class's CPU-sized training settings replace TrainConfig's defaults; the file and
+            # --set still win.
+            cfg = load_config(algorithm.config, config, overrides, base=algorithm.config(train=TrainConfig(**sized)))
+        return algorithm.run(cfg, out, True, _print_row, **extra)
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+
+
+def _report(out: Path) -> Path:
+    """Write run folder ``out``'s report through the registry (a one-line error if it cannot)."""
+    from automimic.algos.registry import write_folder_report
+
+    try:
+        return write_folder_report(out)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+
+
 @app.callback()
 def main(backend: str = typer.Option("local", help="where rollouts run: local (in-process or --workers "
                                                    "processes) or ray (Ray actors)"),
@@ -162,23 +201,8 @@ def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
                  set_: list[str] = typer.Option([], "--set", help="override, e.g. --set train.steps=2000"),
                  seed: int = typer.Option(0, help="seed for weights, batches and validation")) -> None:
     """Behaviour cloning into a run folder: config, checkpoints, metrics.jsonl, TensorBoard."""
-    from automimic.algos.bc import BCConfig, train_bc
-    from automimic.config import load_config
-    from automimic.data.store import StoreError
-    from automimic.policies import cpu_train_defaults
-    from automimic.training.loop import TrainConfig
-
-    try:
-        overrides = [f"data={data}", f"seed={seed}", *([f"env_id={env}"] if env else []),
-                     *([f"policy={policy}"] if policy else []), *set_]
-        cfg = load_config(BCConfig, config, overrides)
-        sized = cpu_train_defaults(cfg.policy)
-        if sized:
-            # The class's CPU-sized settings replace TrainConfig's defaults; the file and --set still win.
-            cfg = load_config(BCConfig, config, overrides, base=BCConfig(train=TrainConfig(**sized)))
-        train_bc(cfg, out)
-    except (ValueError, StoreError, FileNotFoundError) as err:
-        _fail(str(err))
+    _train("bc", config, [f"data={data}", f"seed={seed}", *([f"env_id={env}"] if env else []),
+                          *([f"policy={policy}"] if policy else []), *set_], out)
     console.print(f"trained: {out}/checkpoints/best.pt (last: {out}/checkpoints/last.pt)", highlight=False)
 
 
@@ -191,41 +215,18 @@ def train_dagger_cmd(data: Path = typer.Option(..., help="HDF5 store with the ex
                      set_: list[str] = typer.Option([], "--set", help="override, e.g. --set beta_schedule=exponential"),
                      seed: int = typer.Option(0)) -> None:
     """DAgger: roll out the learner, let the expert label what it visits, aggregate, retrain; one line per round."""
-    from automimic.algos.dagger import DAggerConfig, run_dagger
-    from automimic.config import load_config
-    from automimic.data.store import StoreError
-
-    try:
-        cfg = load_config(DAggerConfig, config,
-                          [f"data={data}", f"rounds={rounds}", f"seed={seed}", *([f"env_id={env}"] if env else []),
-                           *set_])
-        rows = run_dagger(cfg, out, on_round=lambda row: console.print(row.line(), highlight=False))
-    except (ValueError, StoreError, FileNotFoundError) as err:
-        _fail(str(err))
-    console.print(f"trained: {out}/round_{rows[-1].round}/checkpoints/last.pt", highlight=False)
+    rows = _train("dagger", config, [f"data={data}", f"rounds={rounds}", f"seed={seed}",
+                                     *([f"env_id={env}"] if env else []), *set_], out)
+    console.print(f"trained: {out}/round_{rows[-1].round}/checkpoints/last.pt (evaluate with: automimic eval {out})",
+                  highlight=False)
 
 
 def _train_rl(algo: str, data: Path, out: Path, env: Optional[str], iterations: int, config: Optional[Path],
               set_: list[str], seed: int) -> None:
     """Shared body of the RL training commands (gail, airl, bc-rl, residual)."""
-    from automimic.algos.adversarial import AdversarialConfig, run_adversarial
-    from automimic.algos.bc_rl import BCRLConfig, run_bc_rl
-    from automimic.algos.residual_rl import ResidualRLConfig, run_residual_rl
-    from automimic.config import load_config
-    from automimic.data.store import StoreError
-
-    cls, runner = {"gail": (AdversarialConfig, run_adversarial), "airl": (AdversarialConfig, run_adversarial),
-                   "bc-rl": (BCRLConfig, run_bc_rl), "residual": (ResidualRLConfig, run_residual_rl)}[algo]
-    fixed = [f"algo={algo}"] if cls is AdversarialConfig else []
-    try:
-        cfg = load_config(cls, config, [*fixed, f"data={data}", f"rl.iterations={iterations}", f"seed={seed}",
-                                        *([f"env_id={env}"] if env else []), *set_])
-        runner(cfg, out, on_iteration=lambda row: console.print(row.line(), highlight=False))
-    except (ValueError, StoreError, FileNotFoundError) as err:
-        _fail(str(err))
-    from automimic.algos.on_policy import write_report
-
-    console.print(f"trained: {out}/rl.pt, report: {write_report(out)} (evaluate with: automimic eval {out})",
+    _train(algo, config, [f"data={data}", f"rl.iterations={iterations}", f"seed={seed}",
+                          *([f"env_id={env}"] if env else []), *set_], out)
+    console.print(f"trained: {out}/rl.pt, report: {_report(out)} (evaluate with: automimic eval {out})",
                   highlight=False)
 
 
@@ -264,18 +265,9 @@ def improve_seil(data: Path = typer.Option(..., help="HDF5 store with the expert
                  set_: list[str] = typer.Option([], "--set", help="override, e.g. --set selector=diverse"),
                  seed: int = typer.Option(0)) -> None:
     """SEIL: practise, keep selected successes as demonstrations, retrain; one line per round."""
-    from automimic.algos.seil import SEILConfig, run_seil, write_report
-    from automimic.config import load_config
-    from automimic.data.store import StoreError
-
-    try:
-        cfg = load_config(SEILConfig, config,
-                          [f"data={data}", f"rounds={rounds}", f"seed={seed}", *([f"env_id={env}"] if env else []),
-                           *set_])
-        run_seil(cfg, out, on_round=lambda row: console.print(row.line(), highlight=False))
-    except (ValueError, StoreError, FileNotFoundError) as err:
-        _fail(str(err))
-    console.print(f"report: {write_report(out)}", highlight=False)
+    _train("seil", config, [f"data={data}", f"rounds={rounds}", f"seed={seed}", *([f"env_id={env}"] if env else []),
+                            *set_], out)
+    console.print(f"report: {_report(out)} (evaluate with: automimic eval {out})", highlight=False)
 
 
 @improve_app.command("steps-to-go")
@@ -288,20 +280,12 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
                         set_: list[str] = typer.Option([], "--set", help="override, e.g. --set gamma=0.95"),
                         seed: int = typer.Option(0)) -> None:
     """Steps-to-go self-improvement: BC + steps-to-go, calibrate the detector, practise on the learned reward."""
-    from automimic.algos.steps_to_go import SIM_SUCCESS_NOTE, StepsToGoConfig, run_steps_to_go, write_report
-    from automimic.config import load_config
-    from automimic.data.store import StoreError
+    from automimic.algos.steps_to_go import SIM_SUCCESS_NOTE
 
-    try:
-        cfg = load_config(StepsToGoConfig, config,
-                          [f"data={data}", f"iterations={iterations}", f"robots={robots}", f"seed={seed}",
-                           *([f"env_id={env}"] if env else []), *set_])
-        console.print(SIM_SUCCESS_NOTE, highlight=False)
-        run_steps_to_go(cfg, out, on_iteration=lambda row: console.print(row.line(), highlight=False),
-                        on_calibration=lambda c: console.print(c.line(), highlight=False))
-    except (ValueError, StoreError, FileNotFoundError) as err:
-        _fail(str(err))
-    console.print(f"report: {write_report(out)}", highlight=False)
+    console.print(SIM_SUCCESS_NOTE, highlight=False)
+    _train("steps-to-go", config, [f"data={data}", f"iterations={iterations}", f"robots={robots}", f"seed={seed}",
+                                   *([f"env_id={env}"] if env else []), *set_], out, on_calibration=_print_row)
+    console.print(f"report: {_report(out)}", highlight=False)
 
 
 @improve_app.command("practice")
@@ -320,18 +304,10 @@ def improve_practice(data: Path = typer.Option(..., help="HDF5 store with the ex
                      seed: int = typer.Option(0)) -> None:
     """Off-policy practice: demos and every practice step in a replay, a critic, the BC policy as prior; one line
     per evaluation."""
-    from automimic.algos.practice import PracticeConfig, run_practice, write_report
-    from automimic.config import load_config
-    from automimic.data.store import StoreError
-
-    try:
-        cfg = load_config(PracticeConfig, config,
-                          [f"data={data}", f"demos={demos}", f"reward={reward}", f"prior={prior}", f"budget={budget}",
-                           f"workers={workers}", f"seed={seed}", *([f"env_id={env}"] if env else []), *set_])
-        run_practice(cfg, out, on_row=lambda row: console.print(row.line(), highlight=False))
-    except (ValueError, StoreError, FileNotFoundError) as err:
-        _fail(str(err))
-    console.print(f"report: {write_report(out)} (evaluate with: automimic eval {out})", highlight=False)
+    _train("practice", config, [f"data={data}", f"demos={demos}", f"reward={reward}", f"prior={prior}",
+                                f"budget={budget}", f"workers={workers}", f"seed={seed}",
+                                *([f"env_id={env}"] if env else []), *set_], out)
+    console.print(f"report: {_report(out)} (evaluate with: automimic eval {out})", highlight=False)
 
 
 @app.command()
@@ -367,7 +343,8 @@ def calibrate(run: Path = typer.Argument(..., help="a training run whose policy 
 def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
              episodes: int = typer.Option(50, min=1),
              env: Optional[str] = typer.Option(None, help="env id (default: the run's)"),
-             checkpoint: str = typer.Option("best", help="best | last"),
+             checkpoint: Optional[str] = typer.Option(None, help="training (bc) runs: best (default) | last; "
+                                                                "other runs have one policy to evaluate"),
              seed: int = typer.Option(0, help="selects the evaluation seed block"),
              workers: int = typer.Option(1, min=1, help="worker processes"),
              horizon: Optional[int] = typer.Option(None, help="step budget (default: the env's)"),
@@ -375,37 +352,24 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
              sample: bool = typer.Option(False, help="sample a stochastic policy instead of its mean action")) -> None:
     """Success rate with a 95% Wilson interval, mean length and the seeds, on evaluation-only seeds.
 
-    RUN is a training run, a steps-to-go run (its practised policy is evaluated), a GAIL, AIRL,
-    BC -> RL or residual run (the policy after its last RL iteration), or an off-policy practice run.
+    RUN is any run folder: its config.yaml names the algorithm, which says which policy is
+    evaluated (a training run's best or last checkpoint, the last round of SEIL or DAgger, the
+    policy after RL or practice). See ``automimic algos``.
     """
-    from automimic.algos.bc import load_run_policy
-    from automimic.algos.on_policy import load_rl_policy
-    from automimic.algos.steps_to_go import load_practised_policy
+    from automimic.algos.registry import load_folder_policy, of_folder
     from automimic.evaluation.evaluate import check_policy_env, evaluate, record_videos
     from automimic.evaluation.video import RenderUnavailable
-    from automimic.training.run_dir import RunDir
 
     try:
-        practised = (run / "sft").is_dir()
-        if (run / "offpolicy.pt").exists():
-            from automimic.algos.practice import load_practice_policy
-
-            policy, checkpoint = load_practice_policy(run), "after practice"
-        elif (run / "rl.pt").exists():
-            policy, checkpoint = load_rl_policy(run), "after RL"
-        elif practised:
-            policy = load_practised_policy(run)
-        else:
-            policy = load_run_policy(run, checkpoint)
-        env_id = env or RunDir(run).read_config().get("env_id")
+        policy, which = load_folder_policy(run, checkpoint)
+        env_id = env or of_folder(run)[1].get("env_id")
         if not env_id:
             _fail(f"{run}: the run records no env id; pass --env")
         check_policy_env(policy, env_id, str(run))
         result = evaluate(policy, env_id, episodes, seed=seed, workers=workers, horizon=horizon,
                           deterministic=not sample)
-        checkpoint = "practised" if practised else checkpoint
         result.save(run / "eval.json")
-        console.print(f"{env_id} ({checkpoint}): {result.line()}", highlight=False)
+        console.print(f"{env_id} ({which}): {result.line()}", highlight=False)
         console.print(f"seeds: {result.seeds[0]}..{result.seeds[-1]} (eval range; full list in {run}/eval.json)",
                       highlight=False)
         if video:
@@ -413,6 +377,37 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
                 console.print(f"video: {path}", highlight=False)
     except (ValueError, FileNotFoundError, RenderUnavailable) as err:
         _fail(str(err))
+
+
+@app.command()
+def report(run: Path = typer.Argument(..., help="run folder")) -> None:
+    """Write a run folder's report.md (tables and plots of its progress rows), whichever algorithm wrote it."""
+    console.print(f"report: {_report(run)}", highlight=False)
+
+
+@app.command()
+def resume(run: Path = typer.Argument(..., help="run folder to resume under the config it recorded")) -> None:
+    """Resume an interrupted run (any algorithm) from its folder, without redoing finished work."""
+    from automimic.algos.registry import of_folder, resume as resume_folder
+    from automimic.data.store import StoreError
+
+    try:
+        resume_folder(run, True, _print_row)
+    except (ValueError, StoreError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"{of_folder(run)[0].name} run finished: {run} (evaluate with: automimic eval {run})",
+                  highlight=False)
+
+
+@app.command()
+def algos() -> None:
+    """List the registered algorithms: what each run folder records as algo, and what eval evaluates."""
+    from automimic.algos.registry import get, names
+
+    for name in names():
+        a = get(name)
+        console.print(f"{name}: {a.config.__name__}, eval: {' | '.join(a.checkpoints) or a.evaluated}"
+                      + (", report" if a.report else ""), highlight=False)
 
 
 @app.command()

@@ -27,7 +27,8 @@ import torch
 from automimic.algos.discriminator import AIRLDiscriminator, Discriminator, DiscriminatorConfig
 from automimic.algos.engine import env_terminals
 from automimic.algos.on_policy import (OnPolicyConfig, RLIteration, action_bounds, check_rl_policy, episode_states,
-                                       initial_policy, rl_setup, run_on_policy)
+                                       initial_policy, load_rl_policy, rl_setup, run_on_policy, write_report)
+from automimic.algos.registry import Algorithm, register
 from automimic.algos.ppo import log_probs
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -198,3 +199,8 @@ def run_adversarial(cfg: AdversarialConfig, out: str | Path, progress: bool = Tr
         reward = AIRLReward(AIRLDiscriminator(policy.obs_dim, cfg.rl.gamma, cfg.discriminator), **shared,
                             min_std=cfg.rl.min_std)
     return run_on_policy(policy, reward, cfg.rl, out, env_id, cfg.seed, progress=progress, on_iteration=on_iteration)
+
+
+for _name in ALGOS:
+    register(Algorithm(_name, AdversarialConfig, run_adversarial, load_rl_policy, report=write_report,
+                       evaluated="after RL", overrides=(f"algo={_name}",), stages=("bc-warm-start",)))

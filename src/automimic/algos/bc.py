@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from automimic.algos.registry import Algorithm, register
 from automimic.config import to_dict
 from automimic.data.checks import check_episodes
 from automimic.data.episode import Episode
@@ -189,3 +190,11 @@ def start_round_store(data: str, env_id: str, demos: int, out: Path, generated: 
     for ep in episodes[copied:]:
         store.append(ep)
     return env_id, store
+
+
+def _run(cfg: BCConfig, out: str | Path, progress: bool = True, on_row: Any = None) -> Policy:
+    """:func:`train_bc` under the registry's ``run`` contract (BC writes metrics, not progress rows)."""
+    return train_bc(cfg, out, progress)
+
+
+register(Algorithm("bc", BCConfig, _run, load_run_policy, checkpoints=("best", "last")))

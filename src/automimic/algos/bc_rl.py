@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from automimic.algos.on_policy import (EnvReward, OnPolicyConfig, RLIteration, bc_regulariser, check_rl_policy,
-                                       initial_policy, rl_setup, run_on_policy)
+                                       initial_policy, load_rl_policy, rl_setup, run_on_policy, write_report)
+from automimic.algos.registry import Algorithm, register
 from automimic.config import to_dict
 from automimic.training.loop import TrainConfig
 
@@ -68,3 +69,7 @@ def run_bc_rl(cfg: BCRLConfig, out: str | Path, progress: bool = True,
     extra = (lambda p: bc_regulariser(p, demos, cfg.bc_weight, cfg.bc_minibatch)) if cfg.bc_weight > 0 else None
     return run_on_policy(policy, EnvReward(), cfg.rl, out, env_id, cfg.seed, extra_loss=extra, progress=progress,
                          on_iteration=on_iteration)
+
+
+register(Algorithm("bc-rl", BCRLConfig, run_bc_rl, load_rl_policy, report=write_report, evaluated="after RL",
+                   stages=("bc-warm-start",)))

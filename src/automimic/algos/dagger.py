@@ -25,6 +25,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from automimic.algos.bc import fit_policy, start_round_store
+from automimic.algos.registry import Algorithm, register
 from automimic.config import to_dict
 from automimic.data.store import EpisodeStore
 from automimic.envs import expert_for
@@ -198,3 +199,7 @@ def load_dagger_policy(out: str | Path) -> Policy:
     if not rows:
         raise ValueError(f"{out}: no finished DAgger round")
     return load_policy(RunDir(Path(out) / f"round_{rows[-1].round}").checkpoint("last"))
+
+
+register(Algorithm("dagger", DAggerConfig, run_dagger, load_dagger_policy, evaluated="last round",
+                   stages=("dagger-round",)))

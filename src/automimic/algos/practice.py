@@ -50,6 +50,7 @@ from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
+from automimic.algos.registry import Algorithm, register
 from automimic.algos.schedules import Cycles, Pipelined
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -451,3 +452,7 @@ def write_report(out: str | Path) -> Path:
              f"{cfg['eval_episodes']} evaluation episodes per row (eval seeds, 95% Wilson intervals). Env steps 0 is "
              "the policy after the demo warm-up, before any practice.")
     return write_practice_report(out, practice_rows(out), f"Off-policy practice on {cfg['env_id']}", intro, columns)
+
+
+register(Algorithm("practice", PracticeConfig, run_practice, load_practice_policy, report=write_report,
+                   evaluated="after practice", stages=("bc-warm-start",)))

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from automimic.algos.on_policy import EnvReward, OnPolicyConfig, RLIteration, initial_policy, rl_setup, run_on_policy
+from automimic.algos.on_policy import (EnvReward, OnPolicyConfig, RLIteration, initial_policy, load_rl_policy,
+                                       rl_setup, run_on_policy, write_report)
+from automimic.algos.registry import Algorithm, register
 from automimic.config import to_dict
 from automimic.data.transitions import Transitions
 from automimic.policies.residual import ResidualPolicy
@@ -69,3 +71,7 @@ def run_residual_rl(cfg: ResidualRLConfig, out: str | Path, progress: bool = Tru
     policy = ResidualPolicy.from_base(base, Transitions.from_episodes(demos, base.obs_keys), cfg.scale, cfg.hidden)
     return run_on_policy(policy, EnvReward(), cfg.rl, out, env_id, cfg.seed, progress=progress,
                          on_iteration=on_iteration)
+
+
+register(Algorithm("residual", ResidualRLConfig, run_residual_rl, load_rl_policy, report=write_report,
+                   evaluated="after RL", stages=("bc-warm-start",)))

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from automimic.algos.bc import fit_policy, start_round_store
+from automimic.algos.registry import Algorithm, register
 from automimic.algos.selectors import make_candidates, select, selector_names, start_features
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -241,3 +242,15 @@ def write_report(out: str | Path) -> Path:
             f"{table}\n\n![evaluation success per round](success.png)\n\n![practice episodes](episodes.png)\n")
     (out / "report.md").write_text(text)
     return out / "report.md"
+
+
+def load_seil_policy(out: str | Path) -> Policy:
+    """The policy of the last finished round of a SEIL run folder."""
+    rows = _finished_rounds(Path(out))
+    if not rows:
+        raise ValueError(f"{out}: no finished SEIL round")
+    return load_policy(RunDir(Path(out) / f"round_{rows[-1].round}").checkpoint("last"))
+
+
+register(Algorithm("seil", SEILConfig, run_seil, load_seil_policy, report=write_report, evaluated="last round",
+                   stages=("seil-round",)))

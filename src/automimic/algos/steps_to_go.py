@@ -41,6 +41,7 @@ from automimic.algos.learned_reward import LearnedReward
 from automimic.algos.on_policy import bc_regulariser, episode_states
 from automimic.algos.ppo import PPOConfig, ppo_update
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
+from automimic.algos.registry import Algorithm, register
 from automimic.algos.rules import PPORule, ReinforceRule, discounted_returns, reinforce_update  # noqa: F401
 from automimic.algos.schedules import SeedRule, practice_rollouts
 from automimic.algos.value_baseline import ValueBaseline
@@ -440,3 +441,6 @@ def load_practised_policy(out: str | Path) -> Policy:
         return policy_from_payload(torch.load(out / "practice.pt", map_location="cpu", weights_only=False)["policy"])
     return load_policy(RunDir(out / "sft").checkpoint("last"))
 
+
+register(Algorithm("steps-to-go", StepsToGoConfig, run_steps_to_go, load_practised_policy, report=write_report,
+                   evaluated="practised", stages=("steps-to-go-sft",)))

@@ -3,7 +3,7 @@
 ::
 
     runs/NAME/
-      config.yaml            the resolved configuration
+      config.yaml            the resolved configuration and ``algo`` (its name in ``algos.registry``)
       checkpoints/last.pt    full training state (policy, optimiser, schedule, RNG, step)
       checkpoints/best.pt    the best policy so far (by validation success, else training loss)
       metrics.jsonl          one JSON object per logged step
