@@ -218,3 +218,12 @@ def test_practice_raises_a_weak_point_reach_policy(tmp_path):
         rows = run_practice(cfg, tmp_path / f"s{seed}", progress=False)
         gains.append(sum(r.success for r in rows[1:]) / len(rows[1:]) - rows[0].success)
     assert sum(gains) / len(gains) >= 0.1, gains
+
+
+def test_a_checkpoint_from_before_the_engine_is_refused_in_one_line(point_demos, tmp_path):
+    cfg = _cfg(point_demos, budget=800, eval_every=800)
+    run_practice(cfg, tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "offpolicy.pt", weights_only=False)
+    torch.save({k: v for k, v in state.items() if k not in ("rule", "reward")}, tmp_path / "run" / "offpolicy.pt")
+    with pytest.raises(ValueError, match="written by an automimic before the practice engine"):
+        run_practice(cfg, tmp_path / "run", progress=False)

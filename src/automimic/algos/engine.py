@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from automimic.checkpoint_io import read_checkpoint
 from automimic.data.episode import Episode
 from automimic.data.store import EpisodeStore
 from automimic.policies import Policy, policy_payload
@@ -224,7 +225,7 @@ class Checkpoint:
     def load(self) -> dict[str, Any] | None:
         """The last checkpoint, or ``None`` for a fresh run."""
         path = self.out / self.checkpoint
-        return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+        return read_checkpoint(path, "practice checkpoint") if path.exists() else None
 
     def rewrite_rows(self, rows: list[Any]) -> None:
         """Rewrite the rows file from the checkpoint, so a kill between the two writes leaves no stray line."""
@@ -311,6 +312,11 @@ class Engine:
         state = self.files.load()
         if state is None:
             return dict(COUNTERS), []
+        missing = sorted({"policy", "rule", "reward", "generator", "counters", "rows"} - set(state))
+        if missing:
+            raise ValueError(f"{self.files.out / self.files.checkpoint}: written by an automimic before the practice "
+                             f"engine (no {', '.join(missing)}); it cannot resume: delete the run folder or use a "
+                             "new --out")
         self.policy.load_state_dict(state["policy"]["state_dict"])
         counters = state["counters"]
         self.reward.load(state["reward"])
