@@ -3,8 +3,11 @@
 Rows are steps. Each keeps its observation, action, reward and the observation after it; each
 episode keeps whether it ended for good (``terminal``: the task was solved, or the env ended it) or
 was cut (the horizon: bootstrapped). n-step returns are formed when a batch is drawn, from the
-stored per-step rewards, so a reward source that changes (a refreshed learned reward) relabels
-the whole buffer with :meth:`ReplayBuffer.relabel`.
+stored per-step rewards, so a reward source that changes relabels the whole buffer with
+:meth:`ReplayBuffer.relabel`. A reward that is a function of a step's two observations (the
+steps-to-go head's progress ``d(o_t) - d(o_t+1)``) can instead be given as ``reward_fn``: it is then
+computed for the drawn rows when a batch is sampled, demos included, so a refreshed model relabels
+everything without a pass over the buffer and nothing stale is ever drawn.
 
 Two partitions, ``demo`` and ``online``, are drawn from separately so every batch holds a fixed
 fraction of demo steps (RLPD's symmetric sampling at 0.5). Sampling uses an explicit
@@ -21,6 +24,7 @@ checkpoint, and form n-step targets across episode ends at sampling time; torchr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -58,10 +62,14 @@ class ReplayBuffer:
         obs_dim: flattened observation width.
         action_dim: action width.
         capacity: rows it can hold (demos plus the whole practice budget: nothing is ever evicted).
+        reward_fn: if given, ``(obs (N, D_obs), next_obs (N, D_obs)) -> rewards (N,)`` replaces the
+            stored rewards when a batch is sampled (see the module docstring).
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, capacity: int) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int,
+                 reward_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         self.capacity = capacity
+        self.reward_fn = reward_fn
         self.obs = torch.zeros(capacity, obs_dim)
         self.next_obs = torch.zeros(capacity, obs_dim)
         self.actions = torch.zeros(capacity, action_dim)
@@ -153,7 +161,12 @@ class ReplayBuffer:
         rows = idx[:, None] + offsets[None]
         last = self.last[idx]
         valid = rows <= last[:, None]
-        rewards = self.rewards[rows.clamp(max=self.size - 1)] * valid
+        rows = rows.clamp(max=self.size - 1)
+        if self.reward_fn is None:
+            rewards = self.rewards[rows] * valid
+        else:
+            flat = rows.reshape(-1)
+            rewards = self.reward_fn(self.obs[flat], self.next_obs[flat]).reshape(rows.shape) * valid
         returns = (rewards * gamma ** offsets[None].float()).sum(1)
         k = valid.sum(1)
         end = idx + k - 1
