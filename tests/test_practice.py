@@ -142,6 +142,10 @@ def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
     (dict(select_pessimism=-1.0), "select_pessimism and async_lag must be >= 0"),
     (dict(async_lag=-1), "select_pessimism and async_lag must be >= 0"),
     (dict(env_id="gym/Pendulum-v1", reward="success"), "reports no success flag; use --reward env"),
+    (dict(reward="steps-to-go", policy="act", prior="residual"), "reward 'steps-to-go': a chunked policy"),
+    (dict(reward="ot", policy="act", prior="residual", policy_config={"image_keys": ["corner"]}),
+     "compares state vectors"),
+    (dict(reward="steps-to-go", budget=1000), "calibrating the detector may take"),
 ])
 def test_what_cannot_work_is_refused_before_anything_is_written(point_demos, tmp_path, over, message):
     with pytest.raises(ValueError, match=message):
