@@ -151,10 +151,12 @@ def test_learned_reward_practice_never_reads_simulator_success_or_reward(point_d
     assert "r vs success" in report and "read neither the simulator's success nor its reward" in report
 
 
-@pytest.mark.parametrize("reward", ["steps-to-go", "ot"])
-def test_killed_learned_reward_practice_resumes_to_the_uninterrupted_run(point_demos, tmp_path, monkeypatch, reward):
-    cfg = _cfg(point_demos, reward, learned_reward=LearnedRewardConfig(head=HEAD, threshold=6.0,
-                                                                       ot_solver="emd"), budget=1600, actor_start=0)
+@pytest.mark.parametrize("reward, refresh", [("steps-to-go", 0), ("steps-to-go", 1), ("ot", 0)])
+def test_killed_learned_reward_practice_resumes_to_the_uninterrupted_run(point_demos, tmp_path, monkeypatch, reward,
+                                                                         refresh):
+    cfg = _cfg(point_demos, reward, learned_reward=LearnedRewardConfig(head=HEAD, threshold=6.0, ot_solver="emd",
+                                                                       refresh_every=refresh, refresh_steps=5),
+               budget=1600, actor_start=0)
     full = run_practice(cfg, tmp_path / "full", progress=False)
     calls = {"n": 0}
     real = practice_mod.OffPolicyLearner.update
@@ -178,6 +180,10 @@ def test_killed_learned_reward_practice_resumes_to_the_uninterrupted_run(point_d
     assert strip(resumed) == strip(full)
     a, b = load_practice_policy(tmp_path / "full"), load_practice_policy(tmp_path / "cut")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    states = [torch.load(tmp_path / run / "offpolicy.pt", weights_only=False)["reward"] for run in ("full", "cut")]
+    if refresh:  # the head was refreshed on detector successes, and the resumed run's head is the same
+        assert states[0]["cycles"] > 0 and states[0]["pool"]
+        assert all(torch.equal(states[0]["head"][k], states[1]["head"][k]) for k in states[0]["head"])
 
 
 def test_learned_reward_config_refuses_what_cannot_work():

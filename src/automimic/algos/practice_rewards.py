@@ -20,8 +20,14 @@ true progress.
 * ``ot`` (:class:`~automimic.algos.ot_reward.OTReward`): ROT's transport match to the closest demo,
   per episode; episodes run to the horizon (nothing says they succeeded).
 
-Not built: refreshing the head on practice episodes the detector called successful (self-training).
-The replay's ``reward_fn`` is the seam: a refreshed head changes every reward the next batch draws.
+Head refresh (``refresh_every`` > 0, off by default): every ``refresh_every`` cycles the head (not
+the trunk) takes ``refresh_steps`` Adam steps on the demos plus the practice episodes the detector
+called successful, labelled ``T - t`` as the demos are; no simulator success is read. Because the
+replay computes rewards when it samples, the refreshed head relabels every stored step, demos
+included, from the next batch on; the next cycle's episodes stop on the refreshed detector; ``s`` is
+not recalibrated (that would read the simulator). Off by default: the head then trains on its own
+detections, so a detector that fires early teaches itself that early states are goals (confirmation
+bias); it has not been measured.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from automimic.algos.learned_reward import LearnedReward
 from automimic.algos.ot_reward import SOLVERS, OTReward
 from automimic.algos.practice_report import Column
 from automimic.data.episode import Episode
+from automimic.data.transitions import flatten_obs, steps_to_go_labels
 from automimic.policies import Policy
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.actors import ActorSpec
@@ -64,6 +71,10 @@ class LearnedRewardConfig:
         ot_solver: ``sinkhorn`` (ROT) or ``emd`` (exact).
         ot_eps: Sinkhorn's entropic regularisation in cost units (costs are cosine distances in [0, 2]).
         ot_scale: factor on the OT rewards (each in ``[-2 * ot_scale, 0]``).
+        refresh_every: cycles between refreshes of the steps-to-go head on detector-successful
+            practice episodes (0: never, the default; see the module docstring).
+        refresh_steps: Adam steps of one refresh (minibatch 256, learning rate ``refresh_lr``).
+        refresh_lr: learning rate of the refresh.
     """
 
     head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
@@ -74,6 +85,9 @@ class LearnedRewardConfig:
     ot_solver: str = "sinkhorn"
     ot_eps: float = 0.01
     ot_scale: float = 1.0
+    refresh_every: int = 0
+    refresh_steps: int = 100
+    refresh_lr: float = 1e-4
 
     def __post_init__(self) -> None:
         if self.detector_stop not in DETECTOR_STOPS:
@@ -84,6 +98,8 @@ class LearnedRewardConfig:
             raise ValueError(f"learned_reward.ot_eps must be > 0 for Sinkhorn, got {self.ot_eps}")
         if self.ot_scale <= 0 or self.calibrate_episodes < 1 or self.calibrate_noise < 0:
             raise ValueError("learned_reward: ot_scale must be > 0, calibrate_episodes >= 1, calibrate_noise >= 0")
+        if self.refresh_every < 0 or self.refresh_steps < 1 or self.refresh_lr <= 0:
+            raise ValueError("learned_reward: refresh_every must be >= 0, refresh_steps >= 1, refresh_lr > 0")
 
 
 def check_learned_reward(reward: str, cfg: LearnedRewardConfig, policy: str, chunked: bool,
@@ -136,13 +152,25 @@ class StepsToGoReward:
         reward: the frozen head and threshold.
         calibration: how ``s`` was chosen (its tolerance scores the detector at evaluation).
         terminal: whether a detector stop is a true end (``detector_stop="terminal"``).
+        demos: with ``refresh``, the demos the head keeps training on.
+        refresh: the config whose ``refresh_*`` fields say whether and how the head is refreshed.
     """
 
     name = "steps-to-go"
 
-    def __init__(self, reward: LearnedReward, calibration: Calibration, terminal: bool = False) -> None:
+    def __init__(self, reward: LearnedReward, calibration: Calibration, terminal: bool = False,
+                 demos: list[Episode] | None = None, refresh: LearnedRewardConfig | None = None) -> None:
         self.reward, self.calibration, self.terminal = reward, calibration, terminal
         self.setup_env_steps = calibration.env_steps
+        self.refresh = refresh if refresh is not None and refresh.refresh_every > 0 else None
+        self.cycles = 0
+        self.pool: list[np.ndarray] = []  # per episode: flattened observations (T, D), labels follow from T
+        self.demos = [_states(e, reward.obs_keys) for e in demos or []]
+        self.optimizer: torch.optim.Optimizer | None = None
+        if self.refresh is not None:
+            head = self.reward.model.steps_to_go
+            head.requires_grad_(True)
+            self.optimizer = torch.optim.Adam(head.parameters(), lr=self.refresh.refresh_lr)
 
     @torch.no_grad()
     def replay_reward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -155,8 +183,31 @@ class StepsToGoReward:
         return LearnedReward.rewards(self.reward.episode_steps_to_go(episode))
 
     def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
-        """Nothing to learn: the head is frozen."""
-        return {}
+        """With ``refresh``: pool the detector's successes and, every ``refresh_every`` cycles, refresh the head."""
+        if self.refresh is None:
+            return {}
+        self.pool += [_states(e, self.reward.obs_keys) for e in episodes if e.attrs.get("learned_success")]
+        self.cycles += 1
+        if self.cycles % self.refresh.refresh_every or not self.pool:
+            return {}
+        return {"head_loss": self._refresh(generator)}
+
+    def _refresh(self, generator: torch.Generator) -> float:
+        """``refresh_steps`` Adam steps of the head on demos + pooled detector successes; the mean loss."""
+        episodes = self.demos + self.pool
+        obs = torch.as_tensor(np.concatenate(episodes), dtype=torch.float32)
+        labels = torch.as_tensor(np.concatenate([steps_to_go_labels(len(x), True) for x in episodes]))
+        model, losses = self.reward.model, []
+        for _ in range(self.refresh.refresh_steps):
+            idx = torch.randint(len(obs), (min(256, len(obs)),), generator=generator)
+            with torch.no_grad():
+                features = model.features(obs[idx])
+            loss = model.steps_to_go.loss(features, labels[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.item())
+        return float(np.mean(losses))
 
     def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
         """The progress of every step (what the replay's ``reward_fn`` recomputes when it samples)."""
@@ -181,11 +232,24 @@ class StepsToGoReward:
         return {**reward_diagnostics([LearnedReward.rewards(x) for x in d], success), "precision": p, "recall": r}
 
     def state(self) -> dict[str, Any]:
-        """No state: the head is the BC prior's."""
-        return {}
+        """With ``refresh``: the head, its optimiser, the pool and the cycle count (else nothing: the BC prior's head)."""
+        if self.refresh is None:
+            return {}
+        return {"head": self.reward.model.steps_to_go.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "pool": list(self.pool), "cycles": self.cycles}
 
     def load(self, state: dict[str, Any]) -> None:
-        """No state."""
+        """Inverse of :meth:`state`."""
+        if self.refresh is None or not state:
+            return
+        self.reward.model.steps_to_go.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.pool, self.cycles = list(state["pool"]), state["cycles"]
+
+
+def _states(episode: Episode, keys: tuple[str, ...]) -> np.ndarray:
+    """The ``T`` observations an episode acted on, flattened ``(T, D)``."""
+    return flatten_obs(episode.obs, keys)
 
 
 class PracticeOTReward(OTReward):
@@ -224,7 +288,7 @@ def learned_reward_source(reward: str, cfg: LearnedRewardConfig, base: Policy, d
     if reward == "ot":
         return PracticeOTReward(demos, base.obs_keys, cfg.ot_solver, cfg.ot_eps, cfg.ot_scale)
     calib = detector_calibration(cfg, base, env_id, out, seed, horizon, collector)
-    return StepsToGoReward(LearnedReward(base, calib.threshold), calib, cfg.detector_stop == "terminal")
+    return StepsToGoReward(LearnedReward(base, calib.threshold), calib, cfg.detector_stop == "terminal", demos, cfg)
 
 
 def _cell(row: Any, key: str) -> str:
