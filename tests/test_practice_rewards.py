@@ -73,16 +73,18 @@ def test_ot_rewards_follow_rot_shape_and_sinkhorn_agrees_with_exact_ot():
     assert i_exact == i_soft == 1 and abs(exact.sum() - soft.sum()) < 0.1 * abs(exact.sum()) + 1e-3
 
 
-def test_replay_reward_fn_is_computed_when_a_batch_is_drawn_demos_included():
-    buffer = ReplayBuffer(1, 1, 10)
+def test_replay_reward_fn_labels_every_step_and_a_new_version_relabels_demos_too():
+    scale = {"k": 1.0, "version": 0}
+    buffer = ReplayBuffer(1, 1, 10, reward_fn=lambda o, n: scale["k"] * (o - n)[:, 0],
+                          reward_version=lambda: scale["version"])
     buffer.add(np.array([[3.0], [2.0]]), np.zeros((2, 1)), np.zeros(2), np.array([[2.0], [1.0]]), False, demo=True)
     buffer.add(np.array([[5.0]]), np.zeros((1, 1)), np.zeros(1), np.array([[1.0]]), False, demo=False)
-    scale = {"k": 1.0}
-    buffer.reward_fn = lambda o, n: scale["k"] * (o - n)[:, 0]
-    batch = buffer.nstep(torch.tensor([0, 2]), 2, 0.5)
-    assert batch.returns.tolist() == [1.0 + 0.5 * 1.0, 4.0]
-    scale["k"] = 2.0  # a refreshed model relabels every row the next draw touches
-    assert buffer.nstep(torch.tensor([0, 2]), 2, 0.5).returns.tolist() == [3.0, 8.0]
+    gen = torch.Generator().manual_seed(0)
+    buffer.sample(4, gen, 0.5, 2, 0.5)
+    assert buffer.nstep(torch.tensor([0, 2]), 2, 0.5).returns.tolist() == [1.0 + 0.5 * 1.0, 4.0]
+    scale.update(k=2.0, version=1)  # a refreshed model: the next draw relabels every row, demos included
+    buffer.sample(4, gen, 0.5, 2, 0.5)
+    assert buffer.rewards[:3].tolist() == [2.0, 2.0, 8.0]
 
 
 def test_reward_diagnostics_by_hand():

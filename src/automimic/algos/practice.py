@@ -435,7 +435,8 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
         per_cycle = cfg.robots * cfg.workers
         buffer = ReplayBuffer(policy.obs_dim, policy.action_dim,
                               sum(e.length for e in demos) + cfg.budget + per_cycle * horizon,
-                              reward_fn=getattr(reward, "replay_reward", None))
+                              reward_fn=getattr(reward, "replay_reward", None),
+                              reward_version=lambda: getattr(reward, "version", 0))
         _add(buffer, policy, Labelled(demos, reward.rewards(demos, policy), reward.terminals(demos)), demo=True)
         # Env steps a reward source took before practice (detector calibration) come out of the budget.
         budget = cfg.budget - getattr(reward, "setup_env_steps", 0)

@@ -7,8 +7,9 @@ simulator: that is where :func:`reward_diagnostics` measures how well the learne
 true progress.
 
 * ``steps-to-go`` (:class:`StepsToGoReward`): the BC prior is trained with a steps-to-go head and
-  frozen; ``r_t = d(o_t) - d(o_t+1)`` is computed when a batch is *sampled* (the replay's
-  ``reward_fn``), demos included. Practice episodes end when the detector ``d(o) <= s`` fires. By
+  frozen; ``r_t = d(o_t) - d(o_t+1)`` is the replay's ``reward_fn``: every step, demos included,
+  carries the label of the head version current when a batch is drawn (a refreshed head relabels
+  the whole buffer before the next draw). Practice episodes end when the detector ``d(o) <= s`` fires. By
   default that stop is *bootstrapped*, not a terminal: a false terminal (the detector firing short
   of the goal) sets the Q target of the state before it to the bare reward, telling the critic that
   hovering near the goal is worth as much as reaching it, and nothing later corrects it; a
@@ -22,9 +23,8 @@ true progress.
 
 Head refresh (``refresh_every`` > 0, off by default): every ``refresh_every`` cycles the head (not
 the trunk) takes ``refresh_steps`` Adam steps on the demos plus the practice episodes the detector
-called successful, labelled ``T - t`` as the demos are; no simulator success is read. Because the
-replay computes rewards when it samples, the refreshed head relabels every stored step, demos
-included, from the next batch on; the next cycle's episodes stop on the refreshed detector; ``s`` is
+called successful, labelled ``T - t`` as the demos are; no simulator success is read. The replay
+relabels every stored step with the refreshed head, demos included, before its next draw; the next cycle's episodes stop on the refreshed detector; ``s`` is
 not recalibrated (that would read the simulator). Off by default: the head then trains on its own
 detections, so a detector that fires early teaches itself that early states are goals (confirmation
 bias); it has not been measured.
@@ -164,6 +164,7 @@ class StepsToGoReward:
         self.setup_env_steps = calibration.env_steps
         self.refresh = refresh if refresh is not None and refresh.refresh_every > 0 else None
         self.cycles = 0
+        self.version = 0  # refreshes so far: the replay relabels everything when it changes
         self.pool: list[np.ndarray] = []  # per episode: flattened observations (T, D), labels follow from T
         self.demos = [_states(e, reward.obs_keys) for e in demos or []]
         self.optimizer: torch.optim.Optimizer | None = None
@@ -174,7 +175,7 @@ class StepsToGoReward:
 
     @torch.no_grad()
     def replay_reward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        """``d(obs) - d(next_obs)`` ``(N,)``: the replay's ``reward_fn``, evaluated when a batch is drawn."""
+        """``d(obs) - d(next_obs)`` ``(N,)``: the replay's ``reward_fn`` (its version is :attr:`version`)."""
         d = self.reward.model.expected_steps_to_go(torch.cat([obs, next_obs]))
         return d[: len(obs)] - d[len(obs):]
 
@@ -207,6 +208,7 @@ class StepsToGoReward:
             loss.backward()
             self.optimizer.step()
             losses.append(loss.item())
+        self.version += 1
         return float(np.mean(losses))
 
     def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
@@ -236,7 +238,7 @@ class StepsToGoReward:
         if self.refresh is None:
             return {}
         return {"head": self.reward.model.steps_to_go.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "pool": list(self.pool), "cycles": self.cycles}
+                "pool": list(self.pool), "cycles": self.cycles, "version": self.version}
 
     def load(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state`."""
@@ -244,7 +246,7 @@ class StepsToGoReward:
             return
         self.reward.model.steps_to_go.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.pool, self.cycles = list(state["pool"]), state["cycles"]
+        self.pool, self.cycles, self.version = list(state["pool"]), state["cycles"], state["version"]
 
 
 def _states(episode: Episode, keys: tuple[str, ...]) -> np.ndarray:
