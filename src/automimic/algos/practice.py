@@ -10,8 +10,8 @@ The loop (``automimic improve practice``)::
                                        OffPolicyLearner (n-step TD, target nets, IBRL selection) ◄┘
 
 The loop is the practice engine's (:mod:`automimic.algos.engine`): the
-:class:`~automimic.algos.schedules.Cycles` schedule, the :class:`PracticeReward` source and the
-:class:`OffPolicyRule`. The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
+:class:`~automimic.algos.schedules.Cycles` schedule, a reward source of
+:mod:`~automimic.algos.practice_rewards` and the :class:`OffPolicyRule`. The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
 then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
 machine. The budget counts every env step of practice (evaluation is not practice and is not
 counted); a cycle starts only if its longest possible outcome still fits the budget.
@@ -52,18 +52,19 @@ from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
-from automimic.algos.practice_rewards import (LEARNED_REWARDS, LearnedRewardConfig, check_learned_reward,
-                                              learned_reward_report, learned_reward_source)
+# label and PracticeReward (the simulator's reward source) moved there; re-exported here.
+from automimic.algos.practice_rewards import (LEARNED_REWARDS, LearnedRewardConfig, PracticeReward,  # noqa: F401
+                                              check_learned_reward, label, learned_reward_report,
+                                              learned_reward_source)
 from automimic.algos.registry import Algorithm, register
 from automimic.algos.schedules import Cycles, Pipelined
 from automimic.config import to_dict
-from automimic.data.episode import Episode
 from automimic.data.replay import ReplayBuffer
 from automimic.data.store import EpisodeStore
 from automimic.data.transitions import Transitions
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
-from automimic.policies import Policy, policy_from_payload
+from automimic.policies import policy_from_payload
 from automimic.policies.prior_actor import PriorActorPolicy
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import Collector, make_collector
@@ -211,22 +212,6 @@ class PracticeRow:
                 f"{self.env_steps_per_s:.0f} steps/s, {self.seconds:.0f}s")
 
 
-def label(episode: Episode, cfg: PracticeConfig) -> tuple[np.ndarray, bool]:
-    """The practice reward ``(T,)`` of an episode and whether it ended for good (see the module docstring)."""
-    t = episode.length
-    if cfg.reward == "env":
-        return (np.asarray(episode.rewards, dtype=np.float32) * cfg.env_reward_scale,
-                bool(episode.attrs.get("terminated", False)))
-    success = bool(episode.success)
-    if cfg.success_reward == "binary":
-        rewards = np.zeros(t, dtype=np.float32)
-        rewards[-1] = float(success)
-    else:
-        rewards = -np.ones(t, dtype=np.float32)
-        rewards[-1] = 0.0 if success else -1.0
-    return rewards, success
-
-
 def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, np.ndarray]:
     """Refuse what cannot work, before anything is written; returns the episode horizon and the action bounds."""
     from automimic.policies.base import policy_config_class
@@ -250,32 +235,6 @@ def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, n
         raise ValueError(f"budget {cfg.budget} is smaller than one episode ({horizon} steps of {env_id})")
     check_learned_reward(cfg.reward, cfg.learned_reward, cfg.policy, chunked, cfg.policy_config, cfg.budget, horizon)
     return horizon, low, high
-
-
-class PracticeReward:
-    """The reward source of ``cfg.reward`` (see :func:`label`); nothing to learn."""
-
-    def __init__(self, cfg: PracticeConfig) -> None:
-        self.cfg, self.name = cfg, cfg.reward
-
-    def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
-        """Nothing to learn."""
-        return {}
-
-    def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
-        """The rewards of :func:`label`."""
-        return [label(e, self.cfg)[0] for e in episodes]
-
-    def terminals(self, episodes: list[Episode]) -> list[bool]:
-        """The terminal flags of :func:`label`."""
-        return [label(e, self.cfg)[1] for e in episodes]
-
-    def state(self) -> dict[str, Any]:
-        """No state."""
-        return {}
-
-    def load(self, state: dict[str, Any]) -> None:
-        """No state."""
 
 
 def _add(buffer: ReplayBuffer, policy: PriorActorPolicy, batch: Labelled, demo: bool) -> None:

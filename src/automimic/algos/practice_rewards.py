@@ -1,4 +1,7 @@
-"""Off-policy practice without a success signal (issue 18): the steps-to-go and optimal-transport reward sources.
+"""The reward sources of off-policy practice: the simulator's (success, env reward) and two that never read it.
+
+:class:`PracticeReward` labels from the simulator's success flag or the env's reward (``reward`` =
+``success`` or ``env``, see :func:`label`). The two learned sources (issue 18) follow.
 
 Both never read the simulator's success or reward during practice: practice episodes run with
 ``RolloutJob(read_success=False, stop_on_success=False)``, so ``episode.success`` is always false,
@@ -143,6 +146,48 @@ def reward_diagnostics(rewards: list[np.ndarray], success: list[bool]) -> dict[s
 def unread_job(job: RolloutJob, actor: ActorSpec | None = None) -> RolloutJob:
     """``job`` without any read of the simulator's success (and with ``actor``, if given)."""
     return dataclasses.replace(job, actor=actor or job.actor, stop_on_success=False, read_success=False)
+
+
+def label(episode: Episode, cfg: Any) -> tuple[np.ndarray, bool]:
+    """The practice reward ``(T,)`` of an episode and whether it ended for good (``cfg``: a ``PracticeConfig``)."""
+    t = episode.length
+    if cfg.reward == "env":
+        return (np.asarray(episode.rewards, dtype=np.float32) * cfg.env_reward_scale,
+                bool(episode.attrs.get("terminated", False)))
+    success = bool(episode.success)
+    if cfg.success_reward == "binary":
+        rewards = np.zeros(t, dtype=np.float32)
+        rewards[-1] = float(success)
+    else:
+        rewards = -np.ones(t, dtype=np.float32)
+        rewards[-1] = 0.0 if success else -1.0
+    return rewards, success
+
+
+class PracticeReward:
+    """The reward source of ``cfg.reward`` (see :func:`label`); nothing to learn."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg, self.name = cfg, cfg.reward
+
+    def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
+        """Nothing to learn."""
+        return {}
+
+    def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
+        """The rewards of :func:`label`."""
+        return [label(e, self.cfg)[0] for e in episodes]
+
+    def terminals(self, episodes: list[Episode]) -> list[bool]:
+        """The terminal flags of :func:`label`."""
+        return [label(e, self.cfg)[1] for e in episodes]
+
+    def state(self) -> dict[str, Any]:
+        """No state."""
+        return {}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """No state."""
 
 
 class StepsToGoReward:
@@ -295,7 +340,7 @@ def learned_reward_source(reward: str, cfg: LearnedRewardConfig, base: Policy, d
 
 def _cell(row: Any, key: str) -> str:
     value = row.reward_info.get(key, float("nan"))
-    return "n/a" if value != value else f"{value:.2f}"
+    return "n/a" if np.isnan(value) else f"{value:.2f}"
 
 
 def learned_reward_report(out: Path, reward: str) -> tuple[list[Column], str]:
