@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_killed_at_update
+
 from automimic.algos import practice as practice_mod
 from automimic.algos import practice_rewards
 from automimic.algos.offpolicy import UpdateConfig
@@ -160,19 +162,8 @@ def test_killed_learned_reward_practice_resumes_to_the_uninterrupted_run(point_d
                                                                        refresh_every=refresh, refresh_steps=5),
                budget=1600, actor_start=0)
     full = run_practice(cfg, tmp_path / "full", progress=False)
-    calls = {"n": 0}
-    real = practice_mod.OffPolicyLearner.update
-
-    def dying(self, batch, generator, actor=True):
-        calls["n"] += 1
-        if calls["n"] == full[1].updates + 1:  # inside the first cycle after the first evaluation
-            raise KeyboardInterrupt
-        return real(self, batch, generator, actor)
-
-    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", dying)
-    with pytest.raises(KeyboardInterrupt):
-        run_practice(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", real)
+    # Killed inside the first cycle after the first evaluation.
+    run_killed_at_update(monkeypatch, lambda: run_practice(cfg, tmp_path / "cut", progress=False), full[1].updates + 1)
     resumed = run_practice(cfg, tmp_path / "cut", progress=False)
 
     def strip(rows):  # NaN-safe: compare as JSON text
