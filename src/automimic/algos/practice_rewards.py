@@ -3,7 +3,7 @@
 :class:`PracticeReward` labels from the simulator's success flag or the env's reward (``reward`` =
 ``success`` or ``env``, see :func:`label`). The two learned sources (issue 18) follow.
 
-Both never read the simulator's success or reward during practice: practice episodes run with
+The learned sources never read the simulator's success or reward during practice: practice episodes run with
 ``RolloutJob(read_success=False, stop_on_success=False)``, so ``episode.success`` is always false,
 and neither source reads ``episode.rewards``. Evaluation episodes (eval seeds) still read the
 simulator: that is where :func:`reward_diagnostics` measures how well the learned reward tracks
@@ -12,8 +12,8 @@ true progress.
 * ``steps-to-go`` (:class:`StepsToGoReward`): the BC prior is trained with a steps-to-go head and
   frozen; ``r_t = d(o_t) - d(o_t+1)`` is the replay's ``reward_fn``: every step, demos included,
   carries the label of the head version current when a batch is drawn (a refreshed head relabels
-  the whole buffer before the next draw). Practice episodes end when the detector ``d(o) <= s`` fires. By
-  default that stop is *bootstrapped*, not a terminal: a false terminal (the detector firing short
+  the whole buffer before the next draw). Practice episodes end when the detector ``d(o) <= s``
+  fires. By default that stop is *bootstrapped*, not a terminal: a false terminal (the detector firing short
   of the goal) sets the Q target of the state before it to the bare reward, telling the critic that
   hovering near the goal is worth as much as reaching it, and nothing later corrects it; a
   bootstrapped stop costs only the value the critic already assigns to the state it stopped in.
@@ -27,8 +27,8 @@ true progress.
 Head refresh (``refresh_every`` > 0, off by default): every ``refresh_every`` cycles the head (not
 the trunk) takes ``refresh_steps`` Adam steps on the demos plus the practice episodes the detector
 called successful, labelled ``T - t`` as the demos are; no simulator success is read. The replay
-relabels every stored step with the refreshed head, demos included, before its next draw; the next cycle's episodes stop on the refreshed detector; ``s`` is
-not recalibrated (that would read the simulator). Off by default: the head then trains on its own
+relabels every stored step with the refreshed head, demos included, before its next draw; the
+next cycle's episodes stop on the refreshed detector; ``s`` is not recalibrated (that would read the simulator). Off by default: the head then trains on its own
 detections, so a detector that fires early teaches itself that early states are goals (confirmation
 bias); it has not been measured.
 """
