@@ -11,8 +11,8 @@ The loop (``automimic improve practice``)::
 
 The loop is the practice engine's (:mod:`automimic.algos.engine`): the
 :class:`~automimic.algos.schedules.Cycles` schedule, a reward source of
-:mod:`~automimic.algos.practice_rewards` and the :class:`OffPolicyRule`. The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
-then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
+:mod:`~automimic.algos.practice_rewards` and the :class:`OffPolicyRule`. The schedule is
+deterministic: cycles of ``robots * workers`` episodes with the current weights, then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
 machine. The budget counts every env step of practice (evaluation is not practice and is not
 counted); a cycle starts only if its longest possible outcome still fits the budget.
 
@@ -402,8 +402,9 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
         schedule = (Pipelined(cfg.seed, per_cycle, horizon, budget, lag=cfg.async_lag) if cfg.async_lag
                     else Cycles(cfg.seed, per_cycle, horizon, budget))
         engine = Engine(policy, reward, OffPolicyRule(policy, learner, buffer, demo_data, cfg), schedule,
-                        _OffPolicy(policy, learner, cfg, env_id, reward), Checkpoint(out, "offpolicy.pt", "evals.jsonl"),
-                        torch.Generator().manual_seed(cfg.seed), desc=f"practice ({cfg.prior}, {cfg.reward})")
+                        _OffPolicy(policy, learner, cfg, env_id, reward),
+                        Checkpoint(out, "offpolicy.pt", "evals.jsonl"), torch.Generator().manual_seed(cfg.seed),
+                        desc=f"practice ({cfg.prior}, {cfg.reward})")
         return engine.run(collector, env_id, progress, on_row)
 
 

@@ -27,10 +27,10 @@ true progress.
 Head refresh (``refresh_every`` > 0, off by default): every ``refresh_every`` cycles the head (not
 the trunk) takes ``refresh_steps`` Adam steps on the demos plus the practice episodes the detector
 called successful, labelled ``T - t`` as the demos are; no simulator success is read. The replay
-relabels every stored step with the refreshed head, demos included, before its next draw; the
-next cycle's episodes stop on the refreshed detector; ``s`` is not recalibrated (that would read the simulator). Off by default: the head then trains on its own
-detections, so a detector that fires early teaches itself that early states are goals (confirmation
-bias); it has not been measured.
+relabels every stored step with the refreshed head, demos included, before its next draw; the next
+cycle's episodes stop on the refreshed detector; ``s`` is not recalibrated (that would read the
+simulator). Off by default: the head then trains on its own detections, so a detector that fires
+early teaches itself that early states are goals (confirmation bias); it has not been measured.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ class LearnedRewardConfig:
 
     def __post_init__(self) -> None:
         if self.detector_stop not in DETECTOR_STOPS:
-            raise ValueError(f"learned_reward.detector_stop must be one of {DETECTOR_STOPS}, got {self.detector_stop!r}")
+            raise ValueError(f"learned_reward.detector_stop must be one of {DETECTOR_STOPS}, "
+                             f"got {self.detector_stop!r}")
         if self.ot_solver not in SOLVERS:
             raise ValueError(f"learned_reward.ot_solver must be one of {SOLVERS}, got {self.ot_solver!r}")
         if self.ot_solver == "sinkhorn" and self.ot_eps <= 0:
@@ -279,7 +280,7 @@ class StepsToGoReward:
         return {**reward_diagnostics([LearnedReward.rewards(x) for x in d], success), "precision": p, "recall": r}
 
     def state(self) -> dict[str, Any]:
-        """With ``refresh``: the head, its optimiser, the pool and the cycle count (else nothing: the BC prior's head)."""
+        """With ``refresh``: the head, its optimiser, the pool and the counts (else nothing: the prior's head)."""
         if self.refresh is None:
             return {}
         return {"head": self.reward.model.steps_to_go.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -330,8 +331,9 @@ def detector_calibration(cfg: LearnedRewardConfig, base: Policy, env_id: str, ou
 
 
 def learned_reward_source(reward: str, cfg: LearnedRewardConfig, base: Policy, demos: list[Episode], env_id: str,
-                          out: Path, seed: int, horizon: int, collector: Collector) -> StepsToGoReward | PracticeOTReward:
-    """The reward source of ``reward`` (``steps-to-go`` or ``ot``) for a BC prior ``base`` (with a head for steps-to-go)."""
+                          out: Path, seed: int, horizon: int,
+                          collector: Collector) -> StepsToGoReward | PracticeOTReward:
+    """The reward source of ``reward`` (``steps-to-go`` or ``ot``) for a BC prior ``base`` (headed for steps-to-go)."""
     if reward == "ot":
         return PracticeOTReward(demos, base.obs_keys, cfg.ot_solver, cfg.ot_eps, cfg.ot_scale)
     calib = detector_calibration(cfg, base, env_id, out, seed, horizon, collector)

@@ -313,7 +313,8 @@ class ActorSpec:
         payload = self.payload if payload is None else payload
         if payload is None:
             return {}
-        return camera_env_kwargs((payload["policy"] if self.kind in ("sample", "practice", "stopping") else payload)["config"])
+        policy = payload["policy"] if self.kind in ("sample", "practice", "stopping") else payload
+        return camera_env_kwargs(policy["config"])
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
         """Create the actor for ``slots`` envs (inside the worker that will use it) from ``payload``
