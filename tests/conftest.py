@@ -54,3 +54,25 @@ def ray_backend():
     finally:
         set_backend("local")
         ray.shutdown()
+
+
+def run_killed_at_update(monkeypatch, run, kill_at: int) -> None:
+    """Run ``run()`` with the off-policy learner's ``kill_at``-th update raising KeyboardInterrupt (a kill
+    mid-cycle, after that cycle's episodes are stored and before its checkpoint), then restore it."""
+    import pytest
+
+    from automimic.algos import practice as practice_mod
+
+    calls = {"n": 0}
+    real = practice_mod.OffPolicyLearner.update
+
+    def dying(self, batch, generator, actor=True):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise KeyboardInterrupt
+        return real(self, batch, generator, actor)
+
+    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", real)

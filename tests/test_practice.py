@@ -9,6 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import run_killed_at_update
+
 from automimic.algos import practice as practice_mod
 from automimic.algos.offpolicy import UpdateConfig
 from automimic.algos.practice import PracticeConfig, load_practice_policy, run_practice, write_report
@@ -31,19 +33,7 @@ def test_killed_and_resumed_practice_ends_with_the_uninterrupted_rows_and_weight
     assert [r.env_steps for r in full][0] == 0 and len(full) >= 3
 
     # Kill inside a later cycle's updates: its episodes are already in the store, the checkpoint is older.
-    calls = {"n": 0}
-    real = practice_mod.OffPolicyLearner.update
-
-    def dying(self, batch, generator, actor=True):
-        calls["n"] += 1
-        if calls["n"] == 2 * 100 + 1:
-            raise KeyboardInterrupt
-        return real(self, batch, generator, actor)
-
-    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", dying)
-    with pytest.raises(KeyboardInterrupt):
-        run_practice(_cfg(point_demos), tmp_path / "cut", progress=False)
-    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", real)
+    run_killed_at_update(monkeypatch, lambda: run_practice(_cfg(point_demos), tmp_path / "cut", progress=False), 201)
     stored = len(EpisodeStore(tmp_path / "cut" / "practice.h5"))
     state = torch.load(tmp_path / "cut" / "offpolicy.pt", weights_only=False)
     assert stored > state["counters"]["episodes"]  # the kill left episodes beyond the checkpoint
@@ -92,19 +82,8 @@ def test_asynchronous_practice_bounds_the_weights_lag_repeats_resumes_and_runs_o
     assert lags[:4] == [0] * 4 and set(lags[4:]) == {1} and sum(e.length for e in episodes) <= 1600
     assert [e.round for e in episodes] == sorted(e.round for e in episodes)
 
-    calls = {"n": 0}
-    real = practice_mod.OffPolicyLearner.update
-
-    def dying(self, batch, generator, actor=True):
-        calls["n"] += 1
-        if calls["n"] == 300:  # inside a later cycle's updates, with the next cycle in flight
-            raise KeyboardInterrupt
-        return real(self, batch, generator, actor)
-
-    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", dying)
-    with pytest.raises(KeyboardInterrupt):
-        run_practice(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(practice_mod.OffPolicyLearner, "update", real)
+    # Killed inside a later cycle's updates, with the next cycle in flight.
+    run_killed_at_update(monkeypatch, lambda: run_practice(cfg, tmp_path / "cut", progress=False), 300)
     assert torch.load(tmp_path / "cut" / "offpolicy.pt", weights_only=False)["schedule"]["pending"]
     resumed = run_practice(cfg, tmp_path / "cut", progress=False)
     strip = lambda rows: [{k: v for k, v in r.__dict__.items() if not k.endswith("_s") and k != "seconds"}
@@ -142,6 +121,10 @@ def test_practice_episodes_are_stored_with_provenance(point_demos, tmp_path):
     (dict(select_pessimism=-1.0), "select_pessimism and async_lag must be >= 0"),
     (dict(async_lag=-1), "select_pessimism and async_lag must be >= 0"),
     (dict(env_id="gym/Pendulum-v1", reward="success"), "reports no success flag; use --reward env"),
+    (dict(reward="steps-to-go", policy="act", prior="residual"), "reward 'steps-to-go': a chunked policy"),
+    (dict(reward="ot", policy="act", prior="residual", policy_config={"image_keys": ["corner"]}),
+     "compares state vectors"),
+    (dict(reward="steps-to-go", budget=1000), "calibrating the detector may take"),
 ])
 def test_what_cannot_work_is_refused_before_anything_is_written(point_demos, tmp_path, over, message):
     with pytest.raises(ValueError, match=message):

@@ -293,8 +293,9 @@ def improve_practice(data: Path = typer.Option(..., help="HDF5 store with the ex
                      out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
                      env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
                      demos: int = typer.Option(0, min=0, help="demos to use, spread over the store (0: all)"),
-                     reward: str = typer.Option("success", help="success (sparse, from the simulator) or env (the "
-                                                                "env's own reward)"),
+                     reward: str = typer.Option("success", help="success (sparse, from the simulator), env (the env's "
+                                                                "own reward), or learned without reading either: "
+                                                                "steps-to-go (the BC prior's head) or ot (ROT)"),
                      prior: str = typer.Option("select", help="how the demo policy stays in the loop: select (IBRL), "
                                                               "residual, or bc (actor with a BC term)"),
                      budget: int = typer.Option(100_000, min=1, help="env steps of practice"),

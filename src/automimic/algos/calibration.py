@@ -12,6 +12,7 @@ the best F1 (ties: the widest gap between neighbouring ``d`` values).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ class Calibration:
     successes: int
     failures: int
     tolerance: int = 0
+    env_steps: int = 0  # env steps the calibration rollouts took (they read the simulator's success)
 
     def line(self) -> str:
         """One-line summary."""
@@ -119,5 +121,6 @@ def calibrate(model: Policy, env_id: str, episodes: int = 50, *, seed: int = 0, 
                      {"horizon": horizon} if horizon else {}, source="self")
     rollouts = run_episodes(job, seeds, workers)
     reward = LearnedReward(model, threshold=0.0)
-    return calibrate_scores([reward.episode_steps_to_go(e) for e in rollouts], [e.success for e in rollouts],
-                            default_tolerance(model) if tolerance is None else tolerance)
+    calib = calibrate_scores([reward.episode_steps_to_go(e) for e in rollouts], [e.success for e in rollouts],
+                             default_tolerance(model) if tolerance is None else tolerance)
+    return dataclasses.replace(calib, env_steps=int(sum(e.length for e in rollouts)))

@@ -44,6 +44,7 @@ from automimic.data.transitions import Transitions
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate
 from automimic.policies import Policy, build_policy, has_action_distribution, policy_from_payload
+from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import Collector, make_collector
 from automimic.rollout.workers import RolloutJob
@@ -197,13 +198,15 @@ def action_bounds(env_id: str, cfg: OnPolicyConfig) -> tuple[np.ndarray, np.ndar
 
 
 def initial_policy(demos: list[Episode], env_id: str, out: Path, *, policy: str, policy_config: dict[str, Any],
-                   train: TrainConfig, seed: int, warm_start: bool = True, progress: bool = True) -> Policy:
-    """The policy RL starts from: behaviour-cloned on ``demos`` into ``out`` (resumable), or, without
-    ``warm_start``, freshly initialised with normalisers fitted on the demos."""
+                   train: TrainConfig, seed: int, warm_start: bool = True, progress: bool = True,
+                   steps_to_go: StepsToGoHeadConfig | None = None) -> Policy:
+    """The policy RL starts from: behaviour-cloned on ``demos`` into ``out`` (resumable; with a
+    ``steps_to_go`` head if given), or, without ``warm_start``, freshly initialised with normalisers
+    fitted on the demos."""
     if warm_start:
         RunDir(out).write_config({"algo": "bc-warm-start", "env_id": env_id, "train_episodes": len(demos)})
         return fit_policy(demos, env_id, out, policy=policy, policy_config=policy_config, train=train, seed=seed,
-                          progress=progress)
+                          steps_to_go=steps_to_go, progress=progress)
     seed_everything(seed)
     data = Transitions.from_episodes(demos, policy_config.get("obs_keys"))
     model = build_policy(policy, {**policy_config, "obs_keys": data.obs_keys}, data.obs.shape[1],

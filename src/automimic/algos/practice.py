@@ -10,15 +10,17 @@ The loop (``automimic improve practice``)::
                                        OffPolicyLearner (n-step TD, target nets, IBRL selection) ◄┘
 
 The loop is the practice engine's (:mod:`automimic.algos.engine`): the
-:class:`~automimic.algos.schedules.Cycles` schedule, the :class:`PracticeReward` source and the
-:class:`OffPolicyRule`. The schedule is deterministic: cycles of ``robots * workers`` episodes with the current weights,
-then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
+:class:`~automimic.algos.schedules.Cycles` schedule, a reward source of
+:mod:`~automimic.algos.practice_rewards` and the :class:`OffPolicyRule`. The schedule is
+deterministic: cycles of ``robots * workers`` episodes with the current weights, then ``utd`` updates per env step they took, so the run seed alone fixes every number on a given
 machine. The budget counts every env step of practice (evaluation is not practice and is not
 counted); a cycle starts only if its longest possible outcome still fits the budget.
 
 Reward sources (``reward``): ``success`` — sparse, from the simulator's success flag: 1 at the
 success step (``success_reward=binary``) or -1 per step until success (``step``); the episode ends
 at success, a true terminal. ``env`` — the env's own reward, terminal only where the env says so.
+``steps-to-go`` and ``ot`` — learned rewards that never read the simulator's success or reward in
+practice (:mod:`automimic.algos.practice_rewards`; settings in ``learned_reward``).
 
 Run folder::
 
@@ -50,16 +52,19 @@ from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
+# label and PracticeReward (the simulator's reward source) moved there; re-exported here.
+from automimic.algos.practice_rewards import (LEARNED_REWARDS, LearnedRewardConfig, PracticeReward,  # noqa: F401
+                                              check_learned_reward, label, learned_reward_report,
+                                              learned_reward_source)
 from automimic.algos.registry import Algorithm, register
 from automimic.algos.schedules import Cycles, Pipelined
 from automimic.config import to_dict
-from automimic.data.episode import Episode
 from automimic.data.replay import ReplayBuffer
 from automimic.data.store import EpisodeStore
 from automimic.data.transitions import Transitions
 from automimic.envs import make_env
-from automimic.evaluation.evaluate import evaluate
-from automimic.policies import Policy, policy_from_payload
+from automimic.evaluation.evaluate import evaluate_episodes
+from automimic.policies import policy_from_payload
 from automimic.policies.prior_actor import PriorActorPolicy
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import Collector, make_collector
@@ -69,7 +74,7 @@ from automimic.training.loop import TrainConfig
 from automimic.training.run_dir import RunDir, read_rows
 
 PRIORS = ("select", "residual", "bc")
-REWARDS = ("success", "env")
+REWARDS = ("success", "env", *LEARNED_REWARDS)
 SUCCESS_REWARDS = ("binary", "step")
 
 
@@ -87,7 +92,9 @@ class PracticeConfig:
         prior: how the demo policy stays in the loop: ``select`` (IBRL: the critic picks the prior's
             or the actor's action), ``residual`` (a bounded correction on the frozen prior) or ``bc``
             (the actor alone, with ``update.bc_weight`` pulling it to the demos).
-        reward: ``success`` (sparse, from the simulator) or ``env`` (the env's own reward).
+        reward: ``success`` (sparse, from the simulator), ``env`` (the env's own reward), or a learned
+            reward that reads neither in practice: ``steps-to-go`` (the BC prior's head) or ``ot`` (ROT).
+        learned_reward: settings of the ``steps-to-go`` and ``ot`` rewards.
         success_reward: ``binary`` (1 at success) or ``step`` (-1 per step until success).
         env_reward_scale: factor on the env's reward (``reward=env``).
         budget: env steps of practice.
@@ -134,6 +141,7 @@ class PracticeConfig:
     reward: str = "success"
     success_reward: str = "binary"
     env_reward_scale: float = 1.0
+    learned_reward: LearnedRewardConfig = field(default_factory=LearnedRewardConfig)
     budget: int = 100_000
     utd: float = 0.5
     update: UpdateConfig = field(default_factory=UpdateConfig)
@@ -193,6 +201,7 @@ class PracticeRow:
     updates_per_s: float
     env_steps_per_s: float
     seconds: float
+    reward_info: dict[str, float] = field(default_factory=dict)  # learned rewards: diagnostics at evaluation
 
     def line(self) -> str:
         """The per-evaluation progress line."""
@@ -201,22 +210,6 @@ class PracticeRow:
                 f"episodes {self.episodes}, updates {self.updates}, q {self.q_mean:.2f}, "
                 f"actor share {self.actor_share:.2f}, {self.updates_per_s:.0f} upd/s, "
                 f"{self.env_steps_per_s:.0f} steps/s, {self.seconds:.0f}s")
-
-
-def label(episode: Episode, cfg: PracticeConfig) -> tuple[np.ndarray, bool]:
-    """The practice reward ``(T,)`` of an episode and whether it ended for good (see the module docstring)."""
-    t = episode.length
-    if cfg.reward == "env":
-        return (np.asarray(episode.rewards, dtype=np.float32) * cfg.env_reward_scale,
-                bool(episode.attrs.get("terminated", False)))
-    success = bool(episode.success)
-    if cfg.success_reward == "binary":
-        rewards = np.zeros(t, dtype=np.float32)
-        rewards[-1] = float(success)
-    else:
-        rewards = -np.ones(t, dtype=np.float32)
-        rewards[-1] = 0.0 if success else -1.0
-    return rewards, success
 
 
 def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, np.ndarray]:
@@ -240,33 +233,8 @@ def check_practice(cfg: PracticeConfig, env_id: str) -> tuple[int, np.ndarray, n
         env.close()
     if cfg.budget < horizon:
         raise ValueError(f"budget {cfg.budget} is smaller than one episode ({horizon} steps of {env_id})")
+    check_learned_reward(cfg.reward, cfg.learned_reward, cfg.policy, chunked, cfg.policy_config, cfg.budget, horizon)
     return horizon, low, high
-
-
-class PracticeReward:
-    """The reward source of ``cfg.reward`` (see :func:`label`); nothing to learn."""
-
-    def __init__(self, cfg: PracticeConfig) -> None:
-        self.cfg, self.name = cfg, cfg.reward
-
-    def update(self, episodes: list[Episode], policy: Policy, generator: torch.Generator) -> dict[str, float]:
-        """Nothing to learn."""
-        return {}
-
-    def rewards(self, episodes: list[Episode], policy: Policy) -> list[np.ndarray]:
-        """The rewards of :func:`label`."""
-        return [label(e, self.cfg)[0] for e in episodes]
-
-    def terminals(self, episodes: list[Episode]) -> list[bool]:
-        """The terminal flags of :func:`label`."""
-        return [label(e, self.cfg)[1] for e in episodes]
-
-    def state(self) -> dict[str, Any]:
-        """No state."""
-        return {}
-
-    def load(self, state: dict[str, Any]) -> None:
-        """No state."""
 
 
 def _add(buffer: ReplayBuffer, policy: PriorActorPolicy, batch: Labelled, demo: bool) -> None:
@@ -342,6 +310,7 @@ class _OffPolicy:
     learner: OffPolicyLearner
     cfg: PracticeConfig
     env_id: str
+    reward: Any = None  # the reward source; a learned one changes the job and adds evaluation diagnostics
     clock: dict[str, float] = field(default_factory=dict)
     row_class: ClassVar[type] = PracticeRow
     step_field: ClassVar[str] = "env_steps"
@@ -357,21 +326,26 @@ class _OffPolicy:
     def job(self, counters: dict[str, Any]) -> RolloutJob:
         """The practising policy with its exploration noise; round = cycle."""
         env_kwargs = practice_env_kwargs(self.cfg.perturb, self.cfg.horizon)
-        return RolloutJob(self.env_id, ActorSpec.policy(self.policy, name=f"practice:{self.cfg.prior}",
-                                                        deterministic=False),
-                          env_kwargs, source="self", round=counters["steps"])
+        job = RolloutJob(self.env_id, ActorSpec.policy(self.policy, name=f"practice:{self.cfg.prior}",
+                                                       deterministic=False),
+                         env_kwargs, source="self", round=counters["steps"])
+        practice_job = getattr(self.reward, "practice_job", None)  # a learned reward: no simulator success read
+        return job if practice_job is None else practice_job(job, self.policy)
 
     def evaluate(self, collector: Collector) -> dict[str, float]:
-        """Success on the eval seeds."""
-        result = evaluate(self.policy, self.env_id, self.cfg.eval_episodes, seed=self.cfg.seed, workers=collector,
-                          horizon=self.cfg.horizon or None, progress=False)
+        """Success on the eval seeds; with a learned reward also its diagnostics there (evaluation may read success)."""
+        result, episodes = evaluate_episodes(self.policy, self.env_id, self.cfg.eval_episodes, seed=self.cfg.seed,
+                                             workers=collector, horizon=self.cfg.horizon or None, progress=False)
+        diagnose = getattr(self.reward, "diagnose", None)
         return {"success": result.success_rate, "ci_low": result.ci_low, "ci_high": result.ci_high,
-                "eval_length": result.mean_length}
+                "eval_length": result.mean_length, "reward_info": diagnose(episodes) if diagnose else {}}
 
     def row(self, counters: dict[str, Any], step: Step | None, evaluation: dict[str, float] | None) -> PracticeRow | None:
         """Counts practice successes since the last evaluation; a row at each evaluation."""
         if step is not None:
-            counters["successes"] = counters.get("successes", 0) + sum(bool(e.success) for e in step.batch.episodes)
+            # With the steps-to-go reward practice never sees success: its detector's verdict counts instead.
+            counters["successes"] = counters.get("successes", 0) + sum(
+                bool(e.attrs.get("learned_success", e.success)) for e in step.batch.episodes)
             counters["window"] = counters.get("window", 0) + len(step.batch.episodes)
             self.clock["roll_s"] += step.collect_s
             self.clock["update_s"] += step.learn_s
@@ -386,7 +360,7 @@ class _OffPolicy:
             counters.get("successes", 0) / max(counters.get("window", 0), 1), evaluation["success"],
             evaluation["ci_low"], evaluation["ci_high"], evaluation["eval_length"], stats.critic_loss,
             stats.actor_loss, stats.q_mean, stats.target_actor_share, c["updates"] / max(c["update_s"], 1e-9),
-            c["steps"] / max(c["roll_s"], 1e-9), time.time() - c["t"])
+            c["steps"] / max(c["roll_s"], 1e-9), time.time() - c["t"], evaluation["reward_info"])
         counters.update(successes=0, window=0)
         self._restart_clock()
         return row
@@ -403,25 +377,34 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
     # A finished run given a larger budget practises on from its last cycle.
     env_id, demos = rl_setup(cfg.data, env_id, cfg.demos, out, {"algo": "practice", **to_dict(cfg)}, ("budget",))
     base = initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
-                          train=cfg.bc, seed=cfg.seed, progress=progress)
+                          train=cfg.bc, seed=cfg.seed, progress=progress,
+                          steps_to_go=cfg.learned_reward.head if cfg.reward == "steps-to-go" else None)
     demo_data = Transitions.from_episodes(demos, base.obs_keys)
-    seed_everything(cfg.seed)
-    policy = PriorActorPolicy.from_base(
-        base, demo_data, low, high, mode={"bc": "actor"}.get(cfg.prior, cfg.prior), actor_hidden=cfg.actor_hidden,
-        critic_hidden=cfg.critic_hidden, critics=cfg.critics, residual_scale=cfg.residual_scale,
-        explore_std=cfg.explore_std, select_pessimism=cfg.select_pessimism)
-    learner = OffPolicyLearner(policy, cfg.update)
-    per_cycle = cfg.robots * cfg.workers
-    buffer = ReplayBuffer(policy.obs_dim, policy.action_dim,
-                          sum(e.length for e in demos) + cfg.budget + per_cycle * horizon)
-    reward = PracticeReward(cfg)
-    _add(buffer, policy, Labelled(demos, reward.rewards(demos, policy), reward.terminals(demos)), demo=True)
-    engine = Engine(policy, reward, OffPolicyRule(policy, learner, buffer, demo_data, cfg),
-                    Pipelined(cfg.seed, per_cycle, horizon, cfg.budget, lag=cfg.async_lag) if cfg.async_lag
-                    else Cycles(cfg.seed, per_cycle, horizon, cfg.budget), _OffPolicy(policy, learner, cfg, env_id),
-                    Checkpoint(out, "offpolicy.pt", "evals.jsonl"), torch.Generator().manual_seed(cfg.seed),
-                    desc=f"practice ({cfg.prior}, {cfg.reward})")
     with make_collector(cfg.workers, envs_per_worker=cfg.robots, processes=cfg.async_lag > 0) as collector:
+        # Before the seeding below: a resumed run reads the calibration back instead of rolling it out.
+        reward: Any = (learned_reward_source(cfg.reward, cfg.learned_reward, base, demos, env_id, out, cfg.seed,
+                                             cfg.horizon, collector)
+                       if cfg.reward in LEARNED_REWARDS else PracticeReward(cfg))
+        seed_everything(cfg.seed)
+        policy = PriorActorPolicy.from_base(
+            base, demo_data, low, high, mode={"bc": "actor"}.get(cfg.prior, cfg.prior), actor_hidden=cfg.actor_hidden,
+            critic_hidden=cfg.critic_hidden, critics=cfg.critics, residual_scale=cfg.residual_scale,
+            explore_std=cfg.explore_std, select_pessimism=cfg.select_pessimism)
+        learner = OffPolicyLearner(policy, cfg.update)
+        per_cycle = cfg.robots * cfg.workers
+        buffer = ReplayBuffer(policy.obs_dim, policy.action_dim,
+                              sum(e.length for e in demos) + cfg.budget + per_cycle * horizon,
+                              reward_fn=getattr(reward, "replay_reward", None),
+                              reward_version=lambda: getattr(reward, "version", 0))
+        _add(buffer, policy, Labelled(demos, reward.rewards(demos, policy), reward.terminals(demos)), demo=True)
+        # Env steps a reward source took before practice (detector calibration) come out of the budget.
+        budget = cfg.budget - getattr(reward, "setup_env_steps", 0)
+        schedule = (Pipelined(cfg.seed, per_cycle, horizon, budget, lag=cfg.async_lag) if cfg.async_lag
+                    else Cycles(cfg.seed, per_cycle, horizon, budget))
+        engine = Engine(policy, reward, OffPolicyRule(policy, learner, buffer, demo_data, cfg), schedule,
+                        _OffPolicy(policy, learner, cfg, env_id, reward),
+                        Checkpoint(out, "offpolicy.pt", "evals.jsonl"), torch.Generator().manual_seed(cfg.seed),
+                        desc=f"practice ({cfg.prior}, {cfg.reward})")
         return engine.run(collector, env_id, progress, on_row)
 
 
@@ -446,11 +429,13 @@ def write_report(out: str | Path) -> Path:
                ("updates", lambda r: r.updates), ("practice success", lambda r: f"{r.practice_success:.2f}"),
                *EVAL_COLUMNS, ("q", lambda r: f"{r.q_mean:.2f}"), ("actor share", lambda r: f"{r.actor_share:.2f}"),
                ("upd/s", lambda r: f"{r.updates_per_s:.0f}"), ("steps/s", lambda r: f"{r.env_steps_per_s:.0f}")]
+    learned_columns, learned_note = learned_reward_report(out, cfg["reward"])
     intro = (f"{cfg['demos'] or 'all'} expert demos, prior `{cfg['prior']}`, reward `{cfg['reward']}`"
              + (f" ({cfg['success_reward']})" if cfg["reward"] == "success" else "")
              + f", budget {cfg['budget']} env steps, {cfg['utd']} updates per env step, seed {cfg['seed']}; "
              f"{cfg['eval_episodes']} evaluation episodes per row (eval seeds, 95% Wilson intervals). Env steps 0 is "
-             "the policy after the demo warm-up, before any practice.")
+             "the policy after the demo warm-up, before any practice." + learned_note)
+    columns += learned_columns
     return write_practice_report(out, practice_rows(out), f"Off-policy practice on {cfg['env_id']}", intro, columns)
 
 

@@ -3,8 +3,15 @@
 Rows are steps. Each keeps its observation, action, reward and the observation after it; each
 episode keeps whether it ended for good (``terminal``: the task was solved, or the env ended it) or
 was cut (the horizon: bootstrapped). n-step returns are formed when a batch is drawn, from the
-stored per-step rewards, so a reward source that changes (a refreshed learned reward) relabels
-the whole buffer with :meth:`ReplayBuffer.relabel`.
+stored per-step rewards, so a reward source that changes relabels the whole buffer with
+:meth:`ReplayBuffer.relabel`. A reward that is a function of a step's two observations (the
+steps-to-go head's progress ``d(o_t) - d(o_t+1)``) can instead be given as ``reward_fn`` with a
+``reward_version``: the buffer then labels each episode with it as it is added, and when a batch is
+drawn under a newer version (a refreshed model) it first relabels every episode, demos included, so
+no draw ever sees a stale reward. Labels are computed one episode at a time, so a buffer rebuilt on
+resume holds the same float bits as the uninterrupted one. Why not evaluate the model on the drawn
+rows at every draw: measured, that took a batch of 256 three-step rows from 1.8 ms to 50 ms (a
+3 x 256 MLP head on a loaded 2-core CPU), more than the update itself.
 
 Two partitions, ``demo`` and ``online``, are drawn from separately so every batch holds a fixed
 fraction of demo steps (RLPD's symmetric sampling at 0.5). Sampling uses an explicit
@@ -21,6 +28,7 @@ checkpoint, and form n-step targets across episode ends at sampling time; torchr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -58,10 +66,18 @@ class ReplayBuffer:
         obs_dim: flattened observation width.
         action_dim: action width.
         capacity: rows it can hold (demos plus the whole practice budget: nothing is ever evicted).
+        reward_fn: if given, ``(obs (N, D_obs), next_obs (N, D_obs)) -> rewards (N,)`` labels every
+            step instead of the rewards passed to :meth:`add` (see the module docstring).
+        reward_version: the current version of ``reward_fn``; a draw under a new one relabels everything.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, capacity: int) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int,
+                 reward_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 reward_version: Callable[[], int] = lambda: 0) -> None:
         self.capacity = capacity
+        self.reward_fn, self.reward_version = reward_fn, reward_version
+        self._labelled_version = reward_version()
+        self._spans: list[slice] = []  # rows of each episode, in order
         self.obs = torch.zeros(capacity, obs_dim)
         self.next_obs = torch.zeros(capacity, obs_dim)
         self.actions = torch.zeros(capacity, action_dim)
@@ -93,7 +109,9 @@ class ReplayBuffer:
         self.obs[rows] = torch.as_tensor(obs, dtype=torch.float32)
         self.next_obs[rows] = torch.as_tensor(next_obs, dtype=torch.float32)
         self.actions[rows] = torch.tensor(actions, dtype=torch.float32)  # a copy: episodes from workers are read-only
-        self.rewards[rows] = torch.as_tensor(rewards, dtype=torch.float32)
+        self.rewards[rows] = (torch.as_tensor(rewards, dtype=torch.float32) if self.reward_fn is None
+                              else self.reward_fn(self.obs[rows], self.next_obs[rows]))
+        self._spans.append(rows)
         if prior is not None:
             self.prior[rows] = prior
         if next_prior is not None:
@@ -111,6 +129,14 @@ class ReplayBuffer:
         if rewards.shape != (self.size,):
             raise ValueError(f"replay.relabel: expected {self.size} rewards, got {tuple(rewards.shape)}")
         self.rewards[: self.size] = rewards
+
+    def _relabel_if_stale(self) -> None:
+        """Relabel every episode with ``reward_fn`` if its version changed since they were labelled."""
+        if self.reward_fn is None or self.reward_version() == self._labelled_version:
+            return
+        for rows in self._spans:
+            self.rewards[rows] = self.reward_fn(self.obs[rows], self.next_obs[rows])
+        self._labelled_version = self.reward_version()
 
     @property
     def demo_steps(self) -> int:
@@ -134,6 +160,7 @@ class ReplayBuffer:
         """Draw ``batch`` rows, ``round(batch * demo_fraction)`` of them demo steps (all of them while
         no practice step is stored), with ``n_step``-step returns discounted by ``gamma``."""
         demo_index, online_index = self._index()
+        self._relabel_if_stale()
         if len(demo_index) + len(online_index) == 0:
             raise ValueError("replay: nothing to sample from")
         n_demo = batch if len(online_index) == 0 else int(round(batch * demo_fraction))

@@ -35,6 +35,13 @@ class Actor(Protocol):
         """Actions ``(B, D_act)`` for the current observations of ``slots``."""
 
 
+@torch.no_grad()
+def detector_fires(detector: Policy, threshold: float, obs: Sequence[Obs]) -> np.ndarray:
+    """Whether a steps-to-go model's detector ``d(o) <= threshold`` fires on each observation ``(B,)``."""
+    flat = np.stack([flatten_obs(o, detector.obs_keys) for o in obs])
+    return detector.expected_steps_to_go(torch.as_tensor(flat, dtype=torch.float32)).numpy() <= threshold
+
+
 class ExpertActor:
     """The env's scripted expert (or the one ``expert`` names, ``"package.module:name"``), one copy per slot."""
 
@@ -86,6 +93,29 @@ class PolicyActor:
             noise = np.stack([self._rngs[s].normal(0.0, self.action_noise, size=actions.shape[1]) for s in slots])
             actions = actions + noise.astype(np.float32)
         return actions
+
+
+class StoppingPolicyActor(PolicyActor):
+    """A :class:`PolicyActor` whose episodes end when a learned detector fires (off-policy practice
+    with the steps-to-go reward); the same test as :class:`PracticeActor`'s.
+
+    Args:
+        policy, name, deterministic, slots: as for :class:`PolicyActor`.
+        detector: the frozen model with the steps-to-go head (a worker's own copy).
+        threshold: detector threshold ``s``.
+    """
+
+    def __init__(self, policy: Policy, detector: Policy, threshold: float, name: str = "policy",
+                 deterministic: bool = True, slots: int = 1) -> None:
+        if detector.steps_to_go is None:
+            raise ValueError("the detector needs a steps-to-go head (train the BC prior with one)")
+        super().__init__(policy, name, deterministic, slots=slots)
+        self.detector = detector.eval()
+        self.threshold = float(threshold)
+
+    def stop(self, obs: Sequence[Obs], slots: Sequence[int]) -> np.ndarray:
+        """Whether the learned detector fires on these (next) observations."""
+        return detector_fires(self.detector, self.threshold, obs)
 
 
 class SamplingActor:
@@ -166,12 +196,9 @@ class PracticeActor(SamplingActor):
         self.detector = detector.eval()
         self.threshold = float(threshold)
 
-    @torch.no_grad()
     def stop(self, obs: Sequence[Obs], slots: Sequence[int]) -> np.ndarray:
         """Whether the learned detector fires on these (next) observations."""
-        flat = np.stack([flatten_obs(o, self.detector.obs_keys) for o in obs])
-        d = self.detector.expected_steps_to_go(torch.as_tensor(flat, dtype=torch.float32)).numpy()
-        return d <= self.threshold
+        return detector_fires(self.detector, self.threshold, obs)
 
 
 class DAggerActor:
@@ -227,7 +254,7 @@ class ActorSpec:
     send the spec :meth:`without_weights`.
     """
 
-    kind: str  # "expert" | "policy" | "sample" | "practice" | "dagger"
+    kind: str  # "expert" | "policy" | "stopping" | "sample" | "practice" | "dagger"
     env_id: str = ""
     payload: dict[str, Any] | None = None
     name: str = "policy"
@@ -249,6 +276,13 @@ class ActorSpec:
         """Spec for a copy of ``policy`` (weights are copied now; later training does not leak in)."""
         return cls("policy", payload=policy_payload(policy), name=name, deterministic=deterministic,
                    action_noise=action_noise)
+
+    @classmethod
+    def stopping(cls, policy: Policy, detector: Policy, threshold: float, name: str = "policy",
+                 deterministic: bool = True) -> "ActorSpec":
+        """Spec for :class:`StoppingPolicyActor` with copies of ``policy`` and ``detector``."""
+        return cls("stopping", payload={"policy": policy_payload(policy), "detector": policy_payload(detector)},
+                   name=name, deterministic=deterministic, threshold=threshold)
 
     @classmethod
     def sample(cls, policy: Policy, min_std: float) -> "ActorSpec":
@@ -279,7 +313,8 @@ class ActorSpec:
         payload = self.payload if payload is None else payload
         if payload is None:
             return {}
-        return camera_env_kwargs((payload["policy"] if self.kind in ("sample", "practice") else payload)["config"])
+        policy = payload["policy"] if self.kind in ("sample", "practice", "stopping") else payload
+        return camera_env_kwargs(policy["config"])
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
         """Create the actor for ``slots`` envs (inside the worker that will use it) from ``payload``
@@ -290,6 +325,9 @@ class ActorSpec:
         if self.kind == "practice":
             return PracticeActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
                                  self.threshold, self.min_std, slots)
+        if self.kind == "stopping":
+            return StoppingPolicyActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
+                                       self.threshold, self.name, self.deterministic, slots)
         if self.kind == "sample":
             return SamplingActor(policy_from_payload(payload["policy"]), self.min_std, slots)
         if self.kind == "dagger":
