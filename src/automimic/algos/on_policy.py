@@ -32,6 +32,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from automimic.checkpoint_io import read_checkpoint
 from automimic.algos.bc import checked_demos, fit_policy
 from automimic.algos.engine import Checkpoint, Engine, PerIteration, RewardSource, Step, env_terminals, practice_env_kwargs
 from automimic.algos.ppo import PPOConfig
@@ -299,7 +300,7 @@ def load_rl_policy(out: str | Path) -> Policy:
     path = Path(out) / "rl.pt"
     if not path.exists():
         raise FileNotFoundError(f"{out}: no RL checkpoint ({path}); has the RL stage run?")
-    return policy_from_payload(torch.load(path, map_location="cpu", weights_only=False)["policy"])
+    return policy_from_payload(read_checkpoint(path, "RL checkpoint")["policy"])
 
 
 def write_report(out: str | Path) -> Path:

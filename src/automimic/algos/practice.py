@@ -48,6 +48,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from automimic.checkpoint_io import read_checkpoint
 from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_env_kwargs
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
@@ -413,7 +414,7 @@ def load_practice_policy(out: str | Path) -> PriorActorPolicy:
     path = Path(out) / "offpolicy.pt"
     if not path.exists():
         raise FileNotFoundError(f"{out}: no practice checkpoint ({path}); has practice run?")
-    return policy_from_payload(torch.load(path, map_location="cpu", weights_only=False)["policy"])
+    return policy_from_payload(read_checkpoint(path, "practice checkpoint")["policy"])
 
 
 def practice_rows(out: str | Path) -> list[PracticeRow]:

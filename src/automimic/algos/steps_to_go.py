@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from automimic.checkpoint_io import read_checkpoint
 from automimic.algos.bc import checked_demos, fit_policy
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.engine import Checkpoint, Engine, PerIteration, Step, practice_env_kwargs
@@ -438,7 +439,7 @@ def load_practised_policy(out: str | Path) -> Policy:
     """The policy after the last finished practice iteration of a run folder (the SFT policy before any)."""
     out = Path(out)
     if (out / "practice.pt").exists():
-        return policy_from_payload(torch.load(out / "practice.pt", map_location="cpu", weights_only=False)["policy"])
+        return policy_from_payload(read_checkpoint(out / "practice.pt", "practice checkpoint")["policy"])
     return load_policy(RunDir(out / "sft").checkpoint("last"))
 
 
