@@ -181,6 +181,13 @@ class Policy(nn.Module, abc.ABC):
     def reset(self) -> None:
         """Forget per-episode state (history, action queues); stateless policies need nothing."""
 
+    #: Task ids (env ids) a task-conditioned policy knows, in embedding order (empty: single-task).
+    tasks: tuple[str, ...] = ()
+
+    def set_task(self, env_id: str) -> None:
+        """Act on task ``env_id`` from now on. A task-conditioned policy switches its task embedding
+        (and refuses a task it has no embedding for); a single-task policy has nothing to switch."""
+
     @property
     def obs_keys(self) -> tuple[str, ...]:
         """Observation keys, in the order they are concatenated."""
