@@ -82,8 +82,7 @@ def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: i
     out = args.runs / "seil" / f"{task}_k{k}_s{seed}"
     rounds = run_seil(SEILConfig(data=str(demos), env_id=env_id, demos=k, rounds=4, practice_episodes=per_model,
                                  eval_episodes=args.episodes, workers=1, seed=seed), out, progress=False)
-    steps = sum(e.length for e in EpisodeStore(out / "train.h5").episodes() if e.source == "self") \
-        if (out / "train.h5").exists() else None
+    steps = sum(i.length for i in EpisodeStore(out / "episodes.h5").index() if i.source == "self")
     last = rounds[-1]
     return {"successes": round(last.success * args.episodes), "episodes": args.episodes, "env_steps": steps,
             "curve": [[x.round, x.success] for x in rounds], "seconds": time.time() - t}
