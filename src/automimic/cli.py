@@ -59,6 +59,17 @@ def _train(algo: str, config: Optional[Path], overrides: list[str], out: Path, *
         _fail(str(err))
 
 
+#: ``--init`` and ``--finetune``, shared by every command that trains from demos.
+INIT_OPTION = typer.Option(None, help="start from this pretrained policy (a run folder of automimic pretrain, "
+                                      "or any policy run folder or .pt)")
+FINETUNE_OPTION = typer.Option("full", help="with --init: full (every weight) or embedding (the task vectors only)")
+
+
+def _init_overrides(init: Optional[Path], finetune: str) -> list[str]:
+    """The ``--init``/``--finetune`` options as config overrides (none when not given)."""
+    return ([f"init={init}"] if init else []) + ([f"finetune={finetune}"] if finetune != "full" else [])
+
+
 def _report(out: Path) -> Path:
     """Write run folder ``out``'s report through the registry (a one-line error if it cannot)."""
     from automimic.algos.registry import write_folder_report
@@ -199,11 +210,34 @@ def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
                  policy: Optional[str] = typer.Option(None, help="policy class: mlp (default), act, diffusion"),
                  config: Optional[Path] = typer.Option(None, help="YAML file of BCConfig fields"),
                  set_: list[str] = typer.Option([], "--set", help="override, e.g. --set train.steps=2000"),
+                 init: Optional[Path] = INIT_OPTION,
+                 finetune: str = FINETUNE_OPTION,
                  seed: int = typer.Option(0, help="seed for weights, batches and validation")) -> None:
     """Behaviour cloning into a run folder: config, checkpoints, metrics.jsonl, TensorBoard."""
     _train("bc", config, [f"data={data}", f"seed={seed}", *([f"env_id={env}"] if env else []),
-                          *([f"policy={policy}"] if policy else []), *set_], out)
+                          *([f"policy={policy}"] if policy else []), *_init_overrides(init, finetune), *set_], out)
     console.print(f"trained: {out}/checkpoints/best.pt (last: {out}/checkpoints/last.pt)", highlight=False)
+
+
+@app.command()
+def pretrain(tasks: str = typer.Option("ml45-train", help="a suite (ml45-train, mt10, mt50, ...) or comma-separated "
+                                                          "env ids"),
+             exclude: list[str] = typer.Option([], help="a task to leave out (repeatable)"),
+             out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+             demos_per_task: int = typer.Option(50, min=1, help="expert demos recorded per task"),
+             policy: Optional[str] = typer.Option(None, help="policy class inside the task conditioning: mlp "
+                                                            "(default), act, diffusion"),
+             workers: int = typer.Option(2, min=1, help="rollout workers for recording"),
+             config: Optional[Path] = typer.Option(None, help="YAML file of PretrainConfig fields"),
+             set_: list[str] = typer.Option([], "--set", help="override, e.g. --set train.steps=50000"),
+             seed: int = typer.Option(0)) -> None:
+    """Multi-task pretraining: record scripted demos of many tasks, train one task-conditioned policy with a
+    steps-to-go head; adapt it to a new task with train bc --init."""
+    _train("pretrain", config, [f"tasks={tasks}", f"demos_per_task={demos_per_task}", f"workers={workers}",
+                                f"seed={seed}", *([f"policy={policy}"] if policy else []),
+                                *([f"exclude=[{','.join(exclude)}]"] if exclude else []), *set_], out)
+    console.print(f"pretrained: {out}/checkpoints/best.pt (adapt with: automimic train bc --init {out} ...; "
+                  f"evaluate with: automimic eval {out} --suite <suite>)", highlight=False)
 
 
 @train_app.command("dagger")
@@ -261,12 +295,14 @@ def improve_seil(data: Path = typer.Option(..., help="HDF5 store with the expert
                  out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
                  env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
                  rounds: int = typer.Option(4, min=0, help="self-evolution rounds after the BC round"),
+                 init: Optional[Path] = INIT_OPTION,
+                 finetune: str = FINETUNE_OPTION,
                  config: Optional[Path] = typer.Option(None, help="YAML file of SEILConfig fields"),
                  set_: list[str] = typer.Option([], "--set", help="override, e.g. --set selector=diverse"),
                  seed: int = typer.Option(0)) -> None:
     """SEIL: practise, keep selected successes as demonstrations, retrain; one line per round."""
     _train("seil", config, [f"data={data}", f"rounds={rounds}", f"seed={seed}", *([f"env_id={env}"] if env else []),
-                            *set_], out)
+                            *_init_overrides(init, finetune), *set_], out)
     console.print(f"report: {_report(out)} (evaluate with: automimic eval {out})", highlight=False)
 
 
@@ -276,6 +312,8 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
                         env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
                         iterations: int = typer.Option(20, min=0, help="practice iterations"),
                         robots: int = typer.Option(8, min=1, help="simulated robots each worker steps together"),
+                        init: Optional[Path] = INIT_OPTION,
+                        finetune: str = FINETUNE_OPTION,
                         config: Optional[Path] = typer.Option(None, help="YAML file of StepsToGoConfig fields"),
                         set_: list[str] = typer.Option([], "--set", help="override, e.g. --set gamma=0.95"),
                         seed: int = typer.Option(0)) -> None:
@@ -284,7 +322,8 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
 
     console.print(SIM_SUCCESS_NOTE, highlight=False)
     _train("steps-to-go", config, [f"data={data}", f"iterations={iterations}", f"robots={robots}", f"seed={seed}",
-                                   *([f"env_id={env}"] if env else []), *set_], out, on_calibration=_print_row)
+                                   *([f"env_id={env}"] if env else []), *_init_overrides(init, finetune), *set_], out,
+           on_calibration=_print_row)
     console.print(f"report: {_report(out)}", highlight=False)
 
 
@@ -300,6 +339,8 @@ def improve_practice(data: Path = typer.Option(..., help="HDF5 store with the ex
                                                               "residual, or bc (actor with a BC term)"),
                      budget: int = typer.Option(100_000, min=1, help="env steps of practice"),
                      workers: int = typer.Option(1, min=1, help="rollout workers"),
+                     init: Optional[Path] = INIT_OPTION,
+                     finetune: str = FINETUNE_OPTION,
                      config: Optional[Path] = typer.Option(None, help="YAML file of PracticeConfig fields"),
                      set_: list[str] = typer.Option([], "--set", help="override, e.g. --set utd=1 --set update.n_step=5"),
                      seed: int = typer.Option(0)) -> None:
@@ -307,7 +348,7 @@ def improve_practice(data: Path = typer.Option(..., help="HDF5 store with the ex
     per evaluation."""
     _train("practice", config, [f"data={data}", f"demos={demos}", f"reward={reward}", f"prior={prior}",
                                 f"budget={budget}", f"workers={workers}", f"seed={seed}",
-                                *([f"env_id={env}"] if env else []), *set_], out)
+                                *([f"env_id={env}"] if env else []), *_init_overrides(init, finetune), *set_], out)
     console.print(f"report: {_report(out)} (evaluate with: automimic eval {out})", highlight=False)
 
 

@@ -17,8 +17,9 @@ from automimic.data.store import EpisodeStore
 from automimic.data.transitions import Transitions, low_dim_keys
 from automimic.envs import env_spec
 from automimic.envs.cameras import camera_env_kwargs
-from automimic.evaluation.evaluate import evaluate
+from automimic.evaluation.evaluate import check_policy_env, evaluate
 from automimic.policies import Policy, build_policy, check_policy_config, load_policy
+from automimic.policies.multitask import FINETUNE_MODES, freeze_for_finetune, pretrained_start
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.seeding import seed_everything
 from automimic.training.loop import TrainConfig, train_policy
@@ -45,6 +46,10 @@ class BCConfig:
             run usable by ``automimic calibrate`` and as a learned reward.
         steps_to_go_head: bins, range and loss weights of that head.
         seed: seeds everything (weights, batches, validation seeds).
+        init: start from this trained policy (a run folder, e.g. ``automimic pretrain``'s, or a
+            ``.pt`` checkpoint) instead of fresh weights: its class and config replace ``policy``
+            and ``policy_config``; a multi-task policy learns a new task vector for this env.
+        finetune: with ``init``: ``full`` trains every weight, ``embedding`` only the task vectors.
     """
 
     data: str = ""
@@ -58,13 +63,48 @@ class BCConfig:
     steps_to_go: bool = False
     steps_to_go_head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
     seed: int = 0
+    init: str = ""
+    finetune: str = "full"
 
     def __post_init__(self) -> None:
+        check_finetune(self.init, self.finetune)
         if self.episodes < 0 or self.val_episodes < 0:
             raise ValueError("episodes and val_episodes must be >= 0")
         if self.val_episodes and not self.train.validate_every:
             raise ValueError("val_episodes needs train.validate_every > 0 (how often to validate); "
                              "without it no validation runs")
+
+
+def check_finetune(init: str, finetune: str) -> None:
+    """Refuse (one line) an unknown fine-tune mode, or a partial fine-tune with nothing to start from."""
+    if finetune not in FINETUNE_MODES:
+        raise ValueError(f"finetune: expected one of {list(FINETUNE_MODES)}, got {finetune!r}")
+    if finetune != "full" and not init:
+        raise ValueError(f"finetune={finetune!r} fine-tunes a pretrained policy; give it with init (--init)")
+
+
+def load_init(path: str) -> Policy:
+    """The policy a run starts from (``--init``): a run folder's ``best`` checkpoint, or a ``.pt`` file."""
+    where = Path(path)
+    if not where.exists():
+        raise FileNotFoundError(f"--init {path}: no such run folder or checkpoint")
+    if where.is_dir():
+        where = RunDir(where).checkpoint("best")
+        if not where.exists():
+            raise FileNotFoundError(f"--init {path}: holds no checkpoints/best.pt; expected a finished training "
+                                    "run (e.g. from automimic pretrain) or a policy checkpoint (.pt)")
+    return load_policy(where)
+
+
+def pretrained_policy(init: str, env_id: str, loaded: Policy | None = None) -> Policy | None:
+    """The pretrained start of a run on ``env_id`` (``None`` without ``init``): loaded (unless
+    ``loaded`` is it already), given a task vector for ``env_id`` if it is multi-task, and checked
+    against the env, before any work starts."""
+    if not init:
+        return None
+    start = pretrained_start(loaded if loaded is not None else load_init(init), env_id)
+    check_policy_env(start, env_id, f"--init {init}")
+    return start
 
 
 def select_episodes(episodes: list[T], k: int) -> list[T]:
@@ -109,15 +149,18 @@ def checked_demos(data: str, env_id: str, k: int, *, only_success: bool = True, 
     return [ep for _, ep in named], env_id
 
 
-def load_demos(cfg: BCConfig) -> tuple[list[Episode], str]:
-    """The training episodes and env id that ``cfg`` asks for (checked: :func:`checked_demos`)."""
-    return checked_demos(cfg.data, cfg.env_id, cfg.episodes, only_success=cfg.only_success, policy=cfg.policy,
-                         policy_config=cfg.policy_config)
+def load_demos(cfg: BCConfig, start: Policy | None = None) -> tuple[list[Episode], str]:
+    """The training episodes and env id that ``cfg`` asks for (checked: :func:`checked_demos`), read
+    with the observation keys of ``start`` (the ``--init`` policy) when there is one."""
+    policy, policy_config = (cfg.policy, cfg.policy_config) if start is None else (
+        start.name, dataclasses.asdict(start.config))
+    return checked_demos(cfg.data, cfg.env_id, cfg.episodes, only_success=cfg.only_success, policy=policy,
+                         policy_config=policy_config)
 
 
 def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy: str = "mlp",
                policy_config: dict[str, Any] | None = None, train: TrainConfig | None = None,
-               val_episodes: int = 0, seed: int = 0, init: Policy | None = None,
+               val_episodes: int = 0, seed: int = 0, init: Policy | None = None, finetune: str = "full",
                steps_to_go: StepsToGoHeadConfig | None = None, progress: bool = True) -> Policy:
     """Behaviour-clone ``episodes`` into run folder ``out`` (resuming from its ``last.pt`` if present).
 
@@ -130,21 +173,29 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
         train: optimisation settings (run with its seed replaced by ``seed``).
         val_episodes: validation rollouts per check (0: best by training loss).
         seed: seeds weight init, batches and validation seeds.
-        init: warm start: copy this policy's weights and normalisers instead of fitting new ones.
+        init: warm start: this policy's class, config, weights and normalisers instead of
+            ``policy``/``policy_config`` and fitted statistics (a multi-task policy must already
+            know the episodes' tasks: :func:`~automimic.policies.multitask.pretrained_start`).
+        finetune: with ``init``, which weights train: ``full`` (all) or ``embedding`` (task vectors only).
         steps_to_go: also train a steps-to-go head with this config (labels from successful episodes).
     """
     train = dataclasses.replace(train or TrainConfig(), seed=seed)
     seed_everything(seed)
+    if init is not None:
+        policy, policy_config = init.name, dataclasses.asdict(init.config)
     policy_config = dict(policy_config or {})
     # An explicit empty obs_keys means "no state" (an image-only policy); absent means every state key.
     data = Transitions.from_episodes(episodes, policy_config.get("obs_keys"),
                                      image_keys=policy_config.get("image_keys") or ())
-    model = build_policy(policy, {**policy_config, "obs_keys": data.obs_keys}, data.obs.shape[1],
-                         data.actions.shape[1], steps_to_go=steps_to_go)
-    if init is not None:
-        model.load_state_dict(init.state_dict())
-    else:
+    if init is None:
+        model = build_policy(policy, {**policy_config, "obs_keys": data.obs_keys}, data.obs.shape[1],
+                             data.actions.shape[1], steps_to_go=steps_to_go)
         model.fit_normalizers(data)
+    else:
+        model = warm_start(init, steps_to_go)
+        freeze_for_finetune(model, finetune)
+    if model.tasks:
+        data = data.with_tasks(episodes, model.tasks)
     validate = None
     if val_episodes and env_id:
         def validate(p: Policy) -> float:
@@ -152,14 +203,30 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
     return train_policy(model, data, train, RunDir(out), validate=validate, progress=progress)
 
 
+def warm_start(init: Policy, steps_to_go: StepsToGoHeadConfig | None = None) -> Policy:
+    """A trainable copy of ``init`` (same class, config and weights), with a fresh steps-to-go head
+    of config ``steps_to_go`` when ``init`` has none, or ``init``'s own head otherwise."""
+    head = steps_to_go if init.steps_to_go is None else init.steps_to_go.config
+    # Built like a fresh model (same draws from the global RNG), so a warm-started run samples
+    # the same training noise as before warm starts could change class.
+    model = build_policy(init.name, dataclasses.asdict(init.config), init.obs_dim, init.action_dim, steps_to_go=head)
+    missing, unexpected = model.load_state_dict(init.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("steps_to_go.") for k in missing):
+        raise ValueError(f"warm start: weights do not fit the rebuilt {init.name} policy "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model
+
+
 def train_bc(cfg: BCConfig, out: str | Path, progress: bool = True) -> Policy:
     """Train BC into run folder ``out`` (resuming if it holds a checkpoint); returns the final policy."""
-    episodes, env_id = load_demos(cfg)
+    start = load_init(cfg.init) if cfg.init else None
+    episodes, env_id = load_demos(cfg, start)
+    start = pretrained_policy(cfg.init, env_id, start)
     record = to_dict(cfg)
     record["env_id"] = env_id
     RunDir(out).write_config({"algo": "bc", **record})
     return fit_policy(episodes, env_id, out, policy=cfg.policy, policy_config=cfg.policy_config, train=cfg.train,
-                      val_episodes=cfg.val_episodes, seed=cfg.seed,
+                      val_episodes=cfg.val_episodes, seed=cfg.seed, init=start, finetune=cfg.finetune,
                       steps_to_go=cfg.steps_to_go_head if cfg.steps_to_go else None, progress=progress)
 
 

@@ -51,6 +51,7 @@ import torch
 from automimic.checkpoint_io import read_checkpoint
 from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_env_kwargs
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
+from automimic.algos.bc import check_finetune, pretrained_policy
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
 # label and PracticeReward (the simulator's reward source) moved there; re-exported here.
@@ -130,6 +131,9 @@ class PracticeConfig:
         eval_every: evaluate every this many env steps of practice (and at 0 and at the end).
         eval_episodes: evaluation episodes.
         seed: seeds everything.
+        init: start from this pretrained policy (``automimic pretrain``'s run folder, or any trained
+            policy's run folder or ``.pt``) instead of fresh weights (see ``train bc --init``).
+        finetune: with ``init``: ``full`` or ``embedding`` (task vectors only).
     """
 
     data: str = ""
@@ -162,8 +166,11 @@ class PracticeConfig:
     eval_every: int = 10_000
     eval_episodes: int = 50
     seed: int = 0
+    init: str = ""
+    finetune: str = "full"
 
     def __post_init__(self) -> None:
+        check_finetune(self.init, self.finetune)
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
         if self.reward not in REWARDS:
@@ -378,7 +385,8 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
     # A finished run given a larger budget practises on from its last cycle.
     env_id, demos = rl_setup(cfg.data, env_id, cfg.demos, out, {"algo": "practice", **to_dict(cfg)}, ("budget",))
     base = initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
-                          train=cfg.bc, seed=cfg.seed, progress=progress,
+                          train=cfg.bc, seed=cfg.seed, progress=progress, init=pretrained_policy(cfg.init, env_id),
+                          finetune=cfg.finetune,
                           steps_to_go=cfg.learned_reward.head if cfg.reward == "steps-to-go" else None)
     demo_data = Transitions.from_episodes(demos, base.obs_keys)
     with make_collector(cfg.workers, envs_per_worker=cfg.robots, processes=cfg.async_lag > 0) as collector:

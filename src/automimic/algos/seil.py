@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from automimic.algos.bc import fit_policy, start_round_store
+from automimic.algos.bc import check_finetune, fit_policy, pretrained_policy, start_round_store
 from automimic.algos.registry import Algorithm, register
 from automimic.algos.selectors import make_candidates, select, selector_names, start_features
 from automimic.config import to_dict
@@ -76,6 +76,9 @@ class SEILConfig:
         policy_config: that class's config fields.
         train: optimisation settings of every round.
         seed: seeds everything.
+        init: start from this pretrained policy (``automimic pretrain``'s run folder, or any trained
+            policy's run folder or ``.pt``) instead of fresh weights (see ``train bc --init``).
+        finetune: with ``init``: ``full`` or ``embedding`` (task vectors only).
     """
 
     data: str = ""
@@ -98,8 +101,11 @@ class SEILConfig:
     policy_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
+    init: str = ""
+    finetune: str = "full"
 
     def __post_init__(self) -> None:
+        check_finetune(self.init, self.finetune)
         if self.selector not in selector_names():
             raise ValueError(f"selector must be one of {selector_names()}, got {self.selector!r}")
         if self.rounds < 0 or self.practice_episodes < 1 or self.keep < 0 or self.patience < 0:
@@ -171,6 +177,7 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
     """Run (or resume) SEIL into ``out``; returns one :class:`RoundResult` per round, round 0 = BC."""
     out = Path(out)
     env_id, store = start_round_store(cfg.data, cfg.env_id, cfg.demos, out, "self", {"algo": "seil", **to_dict(cfg)})
+    start = pretrained_policy(cfg.init, env_id)
     results = _finished_rounds(out)
     for r in range(len(results), cfg.rounds + 1):
         if cfg.patience and rounds_without_gain(results) >= cfg.patience:
@@ -204,7 +211,8 @@ def run_seil(cfg: SEILConfig, out: str | Path, progress: bool = True,
         policy = fit_policy(training, env_id, run_dir.path, policy=cfg.policy, policy_config=cfg.policy_config,
                             train=dataclasses.replace(cfg.train, ema_decay=cfg.ema_decay if cfg.use_ema else 0.0),
                             seed=cfg.seed,
-                            init=previous if cfg.warm_start else None, progress=progress)
+                            init=previous if cfg.warm_start and previous is not None else start,
+                            finetune=cfg.finetune, progress=progress)
         result = evaluate(policy, env_id, cfg.eval_episodes, seed=cfg.seed, workers=cfg.workers, progress=progress)
         row = RoundResult(r, practice, successes, selected, len(training), result.success_rate, result.ci_low,
                           result.ci_high, result.mean_length, time.time() - t0)

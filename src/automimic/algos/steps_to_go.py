@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from automimic.checkpoint_io import read_checkpoint
-from automimic.algos.bc import checked_demos, fit_policy
+from automimic.algos.bc import check_finetune, checked_demos, fit_policy, pretrained_policy
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.engine import Checkpoint, Engine, PerIteration, Step, practice_env_kwargs
 from automimic.algos.learned_reward import LearnedReward
@@ -120,6 +120,9 @@ class StepsToGoConfig:
         workers: workers (processes, or Ray actors with ``--backend ray``) for calibration,
             practice and evaluation rollouts.
         seed: seeds everything.
+        init: start from this pretrained policy (``automimic pretrain``'s run folder, or any trained
+            policy's run folder or ``.pt``) instead of fresh weights (see ``train bc --init``).
+        finetune: with ``init``: ``full`` or ``embedding`` (task vectors only).
     """
 
     data: str = ""
@@ -154,8 +157,11 @@ class StepsToGoConfig:
     eval_episodes: int = 50
     workers: int = 2
     seed: int = 0
+    init: str = ""
+    finetune: str = "full"
 
     def __post_init__(self) -> None:
+        check_finetune(self.init, self.finetune)
         for name in ("robots", "steps_per_iteration", "minibatch", "eval_every", "eval_episodes", "workers",
                      "calibrate_episodes"):
             if getattr(self, name) < 1:
@@ -164,7 +170,7 @@ class StepsToGoConfig:
             raise ValueError("iterations and horizon must be >= 0")
         if self.anchor_weight < 0:
             raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
-        if self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
+        if not self.init and self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
             raise ValueError("policy_config.head must be 'gaussian': practice needs the policy's action log-probabilities")
         if not has_action_distribution(self.policy):
             raise ValueError(f"policy {self.policy!r} has no action distribution, which REINFORCE practice needs "
@@ -253,13 +259,27 @@ def _log(out: Path, text: str) -> None:
         f.write(text + "\n")
 
 
-def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, demos: list[Episode], progress: bool) -> Policy:
+def check_practicable(policy: Policy, where: str) -> None:
+    """Refuse (one line) a policy that REINFORCE/PPO practice cannot score: no action distribution,
+    or no steps-to-go head to give the reward."""
+    try:
+        policy.action_distribution(torch.zeros(1, *([policy.history] if policy.history else []), policy.obs_dim))
+    except ValueError as err:
+        raise ValueError(f"{where}: {err} (on-policy practice needs the action log-probabilities; "
+                         "pretrain with --set policy_config.head=gaussian, or practise off-policy with "
+                         "improve practice --reward steps-to-go)") from None
+    if policy.steps_to_go is None:
+        raise ValueError(f"{where}: has no steps-to-go head to give the reward (pretrain with steps_to_go on)")
+
+
+def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, demos: list[Episode], progress: bool,
+            start: Policy | None = None) -> Policy:
     """Supervised stage: BC + steps-to-go on the demos (resumes from ``out/sft``)."""
     run = RunDir(out / "sft")
     run.write_config({"algo": "steps-to-go-sft", "env_id": env_id, "train_episodes": len(demos)})
     # A finished run returns at once; a cut-short one resumes from its last.pt.
     return fit_policy(demos, env_id, run.path, policy=cfg.policy, policy_config=cfg.policy_config, train=cfg.sft,
-                      seed=cfg.seed, steps_to_go=cfg.head, progress=progress)
+                      seed=cfg.seed, steps_to_go=cfg.head, init=start, finetune=cfg.finetune, progress=progress)
 
 
 def _calibration(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collector: Collector) -> Calibration:
@@ -286,8 +306,11 @@ def run_steps_to_go(cfg: StepsToGoConfig, out: str | Path, progress: bool = True
                                   policy_config=cfg.policy_config)
     if not env_id:
         raise ValueError(f"{cfg.data}: the store names no env; pass env_id")
+    start = pretrained_policy(cfg.init, env_id)
+    if start is not None:
+        check_practicable(start, f"--init {cfg.init}")
     RunDir(out).write_config({"algo": "steps-to-go", **to_dict(cfg), "env_id": env_id})
-    sft = _stage1(cfg, out, env_id, demos, progress)
+    sft = _stage1(cfg, out, env_id, demos, progress, start)
     # One set of workers for calibration, practice and evaluation: they persist between iterations,
     # and on Ray a second set would wait forever for CPUs the first holds.
     with make_collector(cfg.workers, envs_per_worker=cfg.robots) as collector:

@@ -36,6 +36,9 @@ from automimic.data.episode import Episode
 from automimic.data.journal import JournaledFile, journal_path, rollback
 
 _DEMO = re.compile(r"^demo_(\d+)$")
+#: ``env_name`` of a store that holds episodes of several envs (a multi-task pretraining set); each
+#: episode then names its own env in its ``env_id`` attribute.
+MULTITASK = "multitask"
 _PROVENANCE = ("source", "round", "seed", "policy", "env_id", "perturb_sigma", "perturb_offset", "start_vector")
 
 
@@ -206,9 +209,14 @@ class EpisodeStore:
             return [_read_episode(self.path, f["data"][n], env) for n in names]
 
     def env_id(self) -> str | None:
-        """The env id recorded in ``data.attrs['env_args']`` (``None`` if the file names none)."""
+        """The env id recorded in ``data.attrs['env_args']`` (``None`` if the file names none, or
+        holds several envs: see :data:`MULTITASK`)."""
         with self._read() as f:
             return _env_name(f)
+
+    def tasks(self) -> dict[str, int]:
+        """Episodes per env id, in first-appearance order (one entry for a single-task store)."""
+        return dict(Counter(i.env_id for i in self.index()))
 
     def entries(self) -> list[tuple[EpisodeInfo, Episode]]:
         """Every episode with its attributes, in index order, from one open of the file."""
@@ -261,15 +269,16 @@ def _env_name(f: h5py.File) -> str | None:
     if raw is None:
         return None
     try:
-        return json.loads(_text(raw)).get("env_name") or None
+        name = json.loads(_text(raw)).get("env_name") or None
     except json.JSONDecodeError:
         return None
+    return None if name == MULTITASK else name
 
 
 def _check_env(path: Path, data: h5py.Group, env_id: str) -> None:
     raw = data.attrs.get("env_args")
     stored = json.loads(_text(raw)).get("env_name") if raw is not None else None
-    if stored and env_id and stored != env_id:
+    if stored and stored != MULTITASK and env_id and stored != env_id:
         raise StoreError(f"{path}: holds episodes of {stored!r}, refusing to append one of {env_id!r}")
 
 
@@ -294,6 +303,8 @@ def _add(path: Path, f: h5py.File, episode: Episode, env_id: str | None) -> str:
     else:
         data = f["data"]
         _check_env(path, data, episode.env_id)
+    if not episode.env_id and json.loads(_text(data.attrs["env_args"])).get("env_name") == MULTITASK:
+        raise StoreError(f"{path}: holds episodes of several envs, so each must name its env; this one names none")
     name = f"demo_{_next_index(data)}"
     _write_episode(data.create_group(name), episode)
     data.attrs["total"] = int(data.attrs.get("total", 0)) + episode.length

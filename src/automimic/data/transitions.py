@@ -10,6 +10,7 @@ Policy reference code.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -67,6 +68,8 @@ class Transitions:
         images: camera key -> ``(N, H, W, C)`` uint8 (only the keys asked for).
         first: ``(N,)`` row of the first step of each row's episode.
         last: ``(N,)`` row of the last step of each row's episode.
+        task: ``(N,)`` index of each row's task (its episode's env id) in the vocabulary given to
+            :meth:`with_tasks`; ``None`` for single-task data.
     """
 
     obs: torch.Tensor
@@ -77,6 +80,7 @@ class Transitions:
     images: dict[str, torch.Tensor] = field(default_factory=dict)
     first: torch.Tensor | None = None
     last: torch.Tensor | None = None
+    task: torch.Tensor | None = None
 
     @classmethod
     def from_episodes(cls, episodes: Sequence[Episode], obs_keys: Sequence[str] | None = None,
@@ -105,16 +109,30 @@ class Transitions:
         return cls(torch.from_numpy(obs), torch.from_numpy(actions), torch.from_numpy(index), keys,
                    torch.from_numpy(labels), images, torch.from_numpy(first), torch.from_numpy(last))
 
+    def with_tasks(self, episodes: Sequence[Episode], tasks: Sequence[str]) -> "Transitions":
+        """These rows labelled with their task: the index of each episode's env id in ``tasks`` (the
+        episodes are the ones the rows came from, in the same order). An env id outside ``tasks`` is
+        refused, naming it."""
+        vocab = {t: i for i, t in enumerate(tasks)}
+        unknown = sorted({e.env_id for e in episodes} - set(vocab))
+        if unknown:
+            raise ValueError(f"episodes of task(s) {unknown} for a policy that knows {list(tasks)}")
+        per_episode = torch.tensor([vocab[e.env_id] for e in episodes], dtype=torch.long)
+        return dataclasses.replace(self, task=per_episode[self.episode])
+
     def batch(self, idx: torch.Tensor, history: int = 0, chunk: int = 0) -> dict[str, torch.Tensor]:
         """The training batch of rows ``idx``.
 
         Without windows (``history = chunk = 0``): ``obs`` ``(B, D)``, ``actions`` ``(B, A)``,
-        ``steps_to_go`` ``(B,)`` and ``images`` (key -> ``(B, H, W, C)``, when kept). With windows: ``obs``
+        ``steps_to_go`` ``(B,)``, ``task`` ``(B,)`` (task-labelled data) and ``images`` (key ->
+        ``(B, H, W, C)``, when kept). With windows: ``obs``
         ``(B, history, D)`` ending at the row, ``obs_pad`` ``(B, history)`` (True on padded slots
         before the episode start), ``images`` (key -> ``(B, history, H, W, C)``), ``actions`` ``(B, chunk, A)``
         starting at the row and ``action_mask`` ``(B, chunk)`` (False past the episode end).
         """
         out = {"steps_to_go": self.steps_to_go[idx]}
+        if self.task is not None:
+            out["task"] = self.task[idx]
         if history <= 0 and chunk <= 0:
             out.update(obs=self.obs[idx], actions=self.actions[idx])
             if self.images:

@@ -7,18 +7,18 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from automimic.data.store import EpisodeStore
+from automimic.data.store import MULTITASK, EpisodeStore
 from automimic.envs import expert_for
 from automimic.rollout.actors import ActorSpec
-from automimic.rollout.collector import iter_episodes
+from automimic.rollout.collector import Collector, iter_episodes
 from automimic.rollout.workers import RolloutJob
 from automimic.seeding import BLOCK, episode_seeds
 
 
-def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0, workers: int = 1,
+def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0, workers: int | Collector = 1,
                   perturb: float = 0.0, horizon: int | None = None, keep_failures: bool = False,
                   max_attempts: int | None = None, cameras: Sequence[str] = (), image_size: int | None = None,
-                  expert: str = "", progress: bool = True) -> EpisodeStore:
+                  expert: str = "", multitask: bool = False, progress: bool = True) -> EpisodeStore:
     """Append ``episodes`` expert episodes of ``env_id`` to ``out``, skipping failures unless asked.
 
     Start seeds come from the ``collect`` namespace (never used for evaluation). Running the same
@@ -29,7 +29,7 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
         episodes: how many episodes the store should hold for this env when done.
         out: the HDF5 file (created if needed).
         seed: run seed selecting the block of start seeds.
-        workers: worker processes for the rollouts.
+        workers: worker processes for the rollouts, or a running collector (kept open across calls).
         perturb: start-position perturbation (see ``make_env``).
         horizon: step budget per episode (the env's default when ``None``).
         keep_failures: store failed expert episodes too (flagged ``success=False``).
@@ -38,9 +38,11 @@ def collect_demos(env_id: str, episodes: int, out: str | Path, *, seed: int = 0,
         image_size: side of those frames (default 84).
         expert: record this expert instead of the env's scripted one: ``"package.module:name"``,
             a class built with the env id or a function ``obs -> action`` (any Gymnasium env).
+        multitask: ``out`` is a store of several envs (:data:`~automimic.data.store.MULTITASK`):
+            this env's episodes are added beside the others'.
     """
     expert_for(env_id, expert)  # a missing or misnamed expert fails here, before the store is touched
-    store = EpisodeStore(out, env_id=env_id)
+    store = EpisodeStore(out, env_id=MULTITASK if multitask else env_id)
     done = store.index() if Path(out).exists() else []
     have = sum(1 for e in done if e.env_id == env_id)
     first = episode_seeds("collect", seed, 1)[0]

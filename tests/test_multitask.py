@@ -1,0 +1,147 @@
+"""Task-conditioned policies, multi-task stores, pretraining and ``--init`` adaptation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from automimic.algos.bc import BCConfig, fit_policy, train_bc
+from automimic.data.episode import Episode
+from automimic.data.store import MULTITASK, EpisodeStore, StoreError
+from automimic.data.transitions import Transitions
+from automimic.policies import build_policy, load_policy, save_policy
+from automimic.policies.multitask import MultiTaskPolicy, freeze_for_finetune
+from automimic.training.loop import TrainConfig
+
+TASKS = ("task/a", "task/b")
+
+
+def _episode(env_id: str, action: float, seed: int, length: int = 30) -> Episode:
+    # Both tasks see the same kind of states; only the task says which way to push.
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(length, 3)).astype(np.float32)
+    actions = np.full((length, 2), action, dtype=np.float32)
+    return Episode({"state": obs}, actions, np.zeros(length, np.float32), True, env_id=env_id, seed=seed)
+
+
+def _two_task_episodes() -> list[Episode]:
+    return [_episode(TASKS[i % 2], 0.5 if i % 2 == 0 else -0.5, i) for i in range(8)]
+
+
+def _multitask(base: str = "mlp", base_config: dict | None = None, tasks=TASKS) -> dict:
+    return {"base": base, "base_config": base_config or {"hidden": (64, 64)}, "tasks": tasks, "task_dim": 8}
+
+
+def _fit(tmp_path, episodes, policy="multitask", config=None, steps=400, **kw):
+    return fit_policy(episodes, "", tmp_path, policy=policy, policy_config=config or _multitask(),
+                      train=TrainConfig(steps=steps, batch_size=64, log_every=100, checkpoint_every=200),
+                      progress=False, **kw)
+
+
+def test_task_vector_decides_the_action(tmp_path):
+    episodes = _two_task_episodes()
+    policy = _fit(tmp_path / "mt", episodes)
+    obs = np.random.default_rng(99).normal(size=(16, 3)).astype(np.float32)
+    acts = {}
+    for task in TASKS:
+        policy.set_task(task)
+        acts[task] = policy.act(obs)
+    # Same observations, opposite demonstrated actions (+0.5 / -0.5): only the task vector separates them.
+    assert acts["task/a"].mean() > 0.25 and acts["task/b"].mean() < -0.25
+    # A single-task MLP on the same rows cannot tell the tasks apart and lands between them.
+    single = _fit(tmp_path / "single", episodes, policy="mlp", config={"hidden": (64, 64)})
+    assert abs(float(single.act(obs).mean())) < 0.25
+
+
+def test_task_columns_pass_the_normaliser_unchanged():
+    data = Transitions.from_episodes(_two_task_episodes())
+    policy = build_policy("multitask", {**_multitask(), "obs_keys": data.obs_keys}, 3, 2)
+    policy.fit_normalizers(data)
+    norm = policy.base.obs_norm
+    assert torch.equal(norm.mean[3:], torch.zeros(8)) and torch.equal(norm.std[3:], torch.ones(8))
+    assert torch.allclose(norm.mean[:3], data.obs.mean(0))
+
+
+def test_rows_carry_their_task_and_unknown_tasks_are_refused():
+    episodes = _two_task_episodes()
+    data = Transitions.from_episodes(episodes).with_tasks(episodes, TASKS)
+    expected = np.concatenate([np.full(e.length, TASKS.index(e.env_id)) for e in episodes])
+    assert np.array_equal(data.task.numpy(), expected)
+    assert np.array_equal(data.batch(torch.tensor([0, 35]))["task"].numpy(), expected[[0, 35]])
+    assert np.array_equal(data.batch(torch.tensor([0, 35]), history=2, chunk=3)["task"].numpy(), expected[[0, 35]])
+    with pytest.raises(ValueError, match=r"task\(s\) \['task/a'\]"):
+        Transitions.from_episodes(episodes).with_tasks(episodes, ("task/b",))
+
+
+def test_new_task_starts_at_the_mean_vector_and_keeps_the_rest(tmp_path):
+    policy = _fit(tmp_path, _two_task_episodes(), steps=100)
+    grown = policy.with_task("task/c")
+    assert grown.tasks == (*TASKS, "task/c") and grown.config.task == "task/c"
+    table = grown.task_encoder.table.weight
+    assert torch.allclose(table[2], policy.task_encoder.table.weight.mean(0))
+    obs = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    for task in TASKS:
+        policy.set_task(task)
+        grown.set_task(task)
+        assert np.array_equal(policy.act(obs), grown.act(obs))
+    with pytest.raises(ValueError, match="has no task 'task/z'"):
+        grown.set_task("task/z")
+
+
+def test_embedding_finetune_moves_only_task_vectors(tmp_path):
+    pretrained = _fit(tmp_path / "pre", _two_task_episodes(), steps=100)
+    start = pretrained.with_task("task/c")
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    new = [_episode("task/c", 0.2, 50 + i) for i in range(2)]
+    tuned = _fit(tmp_path / "ft", new, init=start, finetune="embedding", steps=50)
+    after = tuned.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"task_encoder.table.weight"}
+    # Only the new task's row had data; the others move by AdamW's weight decay alone (~1e-7 per step).
+    moved = (before["task_encoder.table.weight"] - after["task_encoder.table.weight"]).abs().amax(1)
+    assert moved[2] > 1e-2 and moved[:2].max() < 1e-4
+    with pytest.raises(ValueError, match="has none"):
+        freeze_for_finetune(build_policy("mlp", {}, 3, 2), "embedding")
+
+
+def test_checkpoint_keeps_tasks_and_acting_task(tmp_path):
+    policy = _fit(tmp_path, _two_task_episodes(), steps=50)
+    policy.set_task("task/b")
+    save_policy(policy, tmp_path / "p.pt")
+    loaded = load_policy(tmp_path / "p.pt")
+    assert isinstance(loaded, MultiTaskPolicy) and loaded.config.task == "task/b" and loaded.tasks == TASKS
+    obs = np.ones((2, 3), np.float32)
+    assert np.array_equal(loaded.act(obs), policy.act(obs))
+
+
+def test_chunked_base_trains_and_predicts(tmp_path, chunked):
+    name, config = chunked
+    policy = _fit(tmp_path, _two_task_episodes(), config=_multitask(name, config), steps=3)
+    chunk = policy.predict_chunk(np.zeros((2, policy.history, 3), np.float32))
+    assert chunk.shape == (2, policy.chunk, 2) and policy.chunk == config["chunk"]
+
+
+def test_multitask_store_holds_several_envs(tmp_path):
+    store = EpisodeStore(tmp_path / "mt.h5", env_id=MULTITASK)
+    for ep in _two_task_episodes()[:3]:
+        store.append(ep)
+    assert store.env_id() is None and store.tasks() == {"task/a": 2, "task/b": 1}
+    with pytest.raises(StoreError, match="must name its env"):
+        store.append(_episode("", 0.0, 7))
+    single = EpisodeStore(tmp_path / "one.h5", env_id="task/a")
+    single.append(_episode("task/a", 0.0, 1))
+    with pytest.raises(StoreError, match="refusing to append one of 'task/b'"):
+        single.append(_episode("task/b", 0.0, 2))
+
+
+def test_bad_init_and_finetune_are_one_line(tmp_path):
+    with pytest.raises(ValueError, match="give it with init"):
+        BCConfig(finetune="embedding")
+    with pytest.raises(ValueError, match="expected one of"):
+        BCConfig(init="x", finetune="half")
+    with pytest.raises(FileNotFoundError, match="--init nowhere: no such run folder"):
+        train_bc(BCConfig(data="unused.h5", init="nowhere"), tmp_path / "out", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no checkpoints/best.pt"):
+        train_bc(BCConfig(data="unused.h5", init=str(tmp_path / "empty")), tmp_path / "out", progress=False)
