@@ -391,19 +391,42 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
              workers: int = typer.Option(1, min=1, help="worker processes"),
              horizon: Optional[int] = typer.Option(None, help="step budget (default: the env's)"),
              video: int = typer.Option(0, min=0, help="also write MP4s of this many episodes"),
-             sample: bool = typer.Option(False, help="sample a stochastic policy instead of its mean action")) -> None:
+             sample: bool = typer.Option(False, help="sample a stochastic policy instead of its mean action"),
+             suite: Optional[str] = typer.Option(None, help="evaluate on many tasks: a suite (mt10, mt50, "
+                                                            "ml10-train|test, ml45-train|test) or tasks a,b,c"),
+             exclude: list[str] = typer.Option([], help="with --suite: leave out these tasks (repeat or a,b)")) -> None:
     """Success rate with a 95% Wilson interval, mean length and the seeds, on evaluation-only seeds.
 
     RUN is any run folder: its config.yaml names the algorithm, which says which policy is
     evaluated (a training run's best or last checkpoint, the last round of SEIL or DAgger, the
-    policy after RL or practice). See ``automimic algos``.
+    policy after RL or practice). See ``automimic algos``. With ``--suite``, every task of the suite
+    (per task, per difficulty tier, mean) into RUN/eval_<suite>.json and .md; an interrupted suite
+    evaluation continues from RUN/eval_<suite>.cache.json when run again.
     """
     from automimic.algos.registry import load_folder_policy, of_folder
+    from automimic.envs.suites import resolve_tasks, suite_label
     from automimic.evaluation.evaluate import check_policy_env, evaluate, record_videos
+    from automimic.evaluation.multitask import evaluate_tasks, policy_digest
     from automimic.evaluation.video import RenderUnavailable
 
+    if suite is None and exclude:
+        _fail("--exclude works with --suite")
+    if suite is not None and (env or video):
+        _fail(f"--suite evaluates the suite's tasks; drop {'--env' if env else '--video'}")
     try:
         policy, which = load_folder_policy(run, checkpoint)
+        if suite is not None:
+            tasks = resolve_tasks(suite, exclude)
+            label = suite_label(suite)
+            result = evaluate_tasks(policy, tasks, episodes, seed=seed, workers=workers, horizon=horizon,
+                                    deterministic=not sample, cache=run / f"eval_{label}.cache.json",
+                                    key=f"{which}:{policy_digest(policy)}")
+            result.save(run / f"eval_{label}.json")
+            (run / f"eval_{label}.md").write_text(result.markdown())
+            console.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)
+            console.print(f"{suite} ({which}): {result.line()}", highlight=False)
+            console.print(f"written: {run / f'eval_{label}.json'}, {run / f'eval_{label}.md'}", highlight=False)
+            return
         env_id = env or of_folder(run)[1].get("env_id")
         if not env_id:
             _fail(f"{run}: the run records no env id; pass --env")
