@@ -145,3 +145,49 @@ def test_bad_init_and_finetune_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="holds no checkpoints/best.pt"):
         train_bc(BCConfig(data="unused.h5", init=str(tmp_path / "empty")), tmp_path / "out", progress=False)
+
+
+def test_pretrain_then_adapt_from_the_command_line(tmp_path):
+    """``automimic pretrain`` on two Meta-World tasks, ``eval --suite`` on them, ``train bc --init`` on a
+    third task with both fine-tune modes, and a resumed pretrain that redoes nothing."""
+    from typer.testing import CliRunner
+
+    from automimic.cli import app
+    from automimic.rollout.collect import collect_demos
+
+    runner = CliRunner()
+    pre = tmp_path / "pre"
+    args = ["pretrain", "--tasks", "reach-v3,push-v3", "--demos-per-task", "2", "--workers", "1", "--out", str(pre),
+            "--set", "train.steps=40", "--set", "train.batch_size=32", "--set", "policy_config.hidden=[32,32]"]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    store = EpisodeStore(pre / "demos.h5")
+    assert store.tasks() == {"metaworld/reach-v3": 2, "metaworld/push-v3": 2} and store.env_id() is None
+    policy = load_policy(pre / "checkpoints" / "best.pt")
+    assert policy.tasks == ("metaworld/reach-v3", "metaworld/push-v3") and policy.steps_to_go is not None
+    timing = (pre / "timing.json").read_text()
+    stamp = (pre / "checkpoints" / "last.pt").stat().st_mtime_ns
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    assert (pre / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp and EpisodeStore(pre / "demos.h5").tasks() == store.tasks()
+    assert '"episodes": 4' in timing
+
+    result = runner.invoke(app, ["eval", str(pre), "--suite", "reach-v3,push-v3", "--episodes", "2"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "metaworld/reach-v3" in result.output and "metaworld/push-v3" in result.output
+
+    demos = collect_demos("metaworld/drawer-close-v3", 2, tmp_path / "new.h5", progress=False).path
+    for mode in ("full", "embedding"):
+        out = tmp_path / f"adapt-{mode}"
+        result = runner.invoke(app, ["train", "bc", "--data", str(demos), "--out", str(out), "--init", str(pre),
+                                     "--finetune", mode, "--set", "train.steps=20"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        adapted = load_policy(out / "checkpoints" / "best.pt")
+        assert adapted.tasks[-1] == "metaworld/drawer-close-v3" and adapted.config.task == adapted.tasks[-1]
+        same = torch.equal(adapted.base.head.weight, policy.base.head.weight)
+        assert same == (mode == "embedding")
+
+    # A pretrained policy whose observations the env does not give is refused in one line.
+    point = collect_demos("point/reach", 2, tmp_path / "point.h5", progress=False).path
+    result = runner.invoke(app, ["train", "bc", "--data", str(point), "--out", str(tmp_path / "bad"), "--init", str(pre)])
+    assert result.exit_code == 2 and "--init" in result.output and "39" in result.output
