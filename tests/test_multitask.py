@@ -191,3 +191,40 @@ def test_pretrain_then_adapt_from_the_command_line(tmp_path):
     point = collect_demos("point/reach", 2, tmp_path / "point.h5", progress=False).path
     result = runner.invoke(app, ["train", "bc", "--data", str(point), "--out", str(tmp_path / "bad"), "--init", str(pre)])
     assert result.exit_code == 2 and "--init" in result.output and "39" in result.output
+
+
+@pytest.mark.parametrize("method", ["seil", "practice", "steps-to-go"])
+def test_every_self_improvement_method_starts_from_init(point_demos, tmp_path, method):
+    """SEIL, off-policy practice and steps-to-go practice fine-tune the pretrained policy (with a new
+    task vector for the env) instead of training from scratch."""
+    import dataclasses
+
+    from automimic.algos.practice import PracticeConfig, run_practice
+    from automimic.algos.seil import SEILConfig, run_seil
+    from automimic.algos.steps_to_go import StepsToGoConfig, run_steps_to_go
+    from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
+
+    head = StepsToGoHeadConfig(bins=20, max_steps=60.0)
+    other = [dataclasses.replace(e, env_id="point/other") for e in EpisodeStore(point_demos).episodes(limit=10)]
+    config = _multitask(base_config={"head": "gaussian", "hidden": (32, 32)}, tasks=("point/other",))
+    _fit(tmp_path / "pre", other, config=config, steps=100, steps_to_go=head)
+    init = str(tmp_path / "pre")
+    small = TrainConfig(steps=30, batch_size=32, checkpoint_every=30)
+    out = tmp_path / method
+    if method == "seil":
+        run_seil(SEILConfig(data=str(point_demos), demos=3, rounds=0, eval_episodes=2, workers=1, train=small,
+                            init=init), out, progress=False)
+        stage = out / "round_0"
+    elif method == "practice":
+        run_practice(PracticeConfig(data=str(point_demos), env_id="point/reach", demos=2, budget=200, bc=small,
+                                    eval_every=200, eval_episodes=2, robots=2, actor_hidden=(16,),
+                                    critic_hidden=(16,), init=init), out, progress=False)
+        stage = out / "bc"
+    else:
+        run_steps_to_go(StepsToGoConfig(data=str(point_demos), demos=3, head=head, sft=small, calibrate_episodes=4,
+                                        robots=2, iterations=0, eval_episodes=2, workers=1, init=init), out,
+                        progress=False)
+        stage = out / "sft"
+    policy = load_policy(stage / "checkpoints" / "last.pt")
+    assert isinstance(policy, MultiTaskPolicy)
+    assert policy.tasks == ("point/other", "point/reach") and policy.config.task == "point/reach"
