@@ -82,10 +82,12 @@ def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: i
     out = args.runs / "seil" / f"{task}_k{k}_s{seed}"
     rounds = run_seil(SEILConfig(data=str(demos), env_id=env_id, demos=k, rounds=4, practice_episodes=per_model,
                                  eval_episodes=args.episodes, workers=1, seed=seed), out, progress=False)
-    steps = sum(i.length for i in EpisodeStore(out / "episodes.h5").index() if i.source == "self")
+    practised = [i for i in EpisodeStore(out / "episodes.h5").index() if i.source == "self"]
+    # The curve's x is the env steps practised by the end of each round (round 0 is BC: none).
+    curve = [[sum(i.length for i in practised if i.round <= x.round), x.success] for x in rounds]
     last = rounds[-1]
-    return {"successes": round(last.success * args.episodes), "episodes": args.episodes, "env_steps": steps,
-            "curve": [[x.round, x.success] for x in rounds], "seconds": time.time() - t}
+    return {"successes": round(last.success * args.episodes), "episodes": args.episodes, "env_steps": curve[-1][0],
+            "curve": curve, "seconds": time.time() - t}
 
 
 def main() -> None:
@@ -140,7 +142,7 @@ def main() -> None:
 
 def plot(results: dict[tuple, dict], args: argparse.Namespace, path: Path) -> None:
     """Success against env steps of practice, one panel per task: each practice seed's curve, BC(k)
-    and BC(50) as levels, and SEIL(k) at its env steps."""
+    and BC(50) as levels, and SEIL(k)'s rounds at the env steps practised by their end."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,8 +161,9 @@ def plot(results: dict[tuple, dict], args: argparse.Namespace, path: Path) -> No
             elif method in ("bc", "bc50"):
                 ax.axhline(rate, linestyle="--" if method == "bc" else ":", color="grey" if method == "bc" else "k",
                            label=f"{'BC(50)' if method == 'bc50' else f'BC({k})'} s{seed}")
-            elif res.get("env_steps"):
-                ax.plot([res["env_steps"]], [rate], marker="s", label=f"SEIL({k}) s{seed}")
+            elif res.get("curve"):
+                xs, ys = zip(*res["curve"])
+                ax.plot(xs, ys, marker="s", markersize=3, linestyle="--", label=f"SEIL({k}) s{seed}")
         ax.set(title=task, xlabel="env steps of practice", ylabel="success (50 eval episodes)", ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
