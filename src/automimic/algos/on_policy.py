@@ -44,7 +44,7 @@ from automimic.data.episode import Episode
 from automimic.data.transitions import Transitions
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate
-from automimic.policies import Policy, build_policy, has_action_distribution, policy_from_payload
+from automimic.policies import Policy, build_policy, policy_from_payload, require_stochastic
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import Collector, make_collector
@@ -182,11 +182,7 @@ def rl_setup(data: str, env_id: str, demos: int, out: Path, config: dict[str, An
 
 def check_rl_policy(policy: str, policy_config: dict[str, Any]) -> None:
     """Refuse a policy class PPO cannot train (it needs the policy's action log-probabilities)."""
-    if not has_action_distribution(policy):
-        raise ValueError(f"policy {policy!r} has no action distribution, which on-policy RL needs "
-                         "(use mlp with head=gaussian, act or diffusion)")
-    if policy == "mlp" and policy_config.get("head", "deterministic") != "gaussian":
-        raise ValueError("policy_config.head must be 'gaussian': on-policy RL needs the policy's action log-probabilities")
+    require_stochastic(policy, policy_config, "on-policy RL")
 
 
 def action_bounds(env_id: str, cfg: OnPolicyConfig) -> tuple[np.ndarray, np.ndarray]:

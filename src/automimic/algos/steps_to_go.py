@@ -50,7 +50,7 @@ from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
-from automimic.policies import Policy, has_action_distribution, load_policy, policy_from_payload
+from automimic.policies import Policy, load_policy, policy_from_payload, require_stochastic, stochastic_problem
 from automimic.policies.exploration import exploration_distribution  # noqa: F401  (re-exported)
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.actors import ActorSpec
@@ -170,11 +170,8 @@ class StepsToGoConfig:
             raise ValueError("iterations and horizon must be >= 0")
         if self.anchor_weight < 0:
             raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
-        if not self.init and self.policy == "mlp" and self.policy_config.get("head", "deterministic") != "gaussian":
-            raise ValueError("policy_config.head must be 'gaussian': practice needs the policy's action log-probabilities")
-        if not has_action_distribution(self.policy):
-            raise ValueError(f"policy {self.policy!r} has no action distribution, which REINFORCE practice needs "
-                             "(use mlp with head=gaussian, act or diffusion)")
+        if not self.init:  # an --init policy replaces policy/policy_config; the run checks that one
+            require_stochastic(self.policy, self.policy_config, "practice")
         if self.policy_config.get("image_keys"):
             raise ValueError("policy_config.image_keys: steps-to-go practice feeds the fleet's state only; "
                              "image policies are not supported yet")
@@ -262,12 +259,10 @@ def _log(out: Path, text: str) -> None:
 def check_practicable(policy: Policy, where: str) -> None:
     """Refuse (one line) a policy that REINFORCE/PPO practice cannot score: no action distribution,
     or no steps-to-go head to give the reward."""
-    try:
-        policy.action_distribution(torch.zeros(1, *([policy.history] if policy.history else []), policy.obs_dim))
-    except ValueError as err:
-        raise ValueError(f"{where}: {err} (on-policy practice needs the action log-probabilities; "
-                         "pretrain with --set policy_config.head=gaussian, or practise off-policy with "
-                         "improve practice --reward steps-to-go)") from None
+    problem = stochastic_problem(policy.name, policy.config)
+    if problem is not None:
+        raise ValueError(f"{where}: {problem} (on-policy practice needs the action log-probabilities; "
+                         "pretrain with that set, or practise off-policy with improve practice --reward steps-to-go)")
     if policy.steps_to_go is None:
         raise ValueError(f"{where}: has no steps-to-go head to give the reward (pretrain with steps_to_go on)")
 

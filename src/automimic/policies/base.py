@@ -6,6 +6,9 @@ an action chunk from an observation history (``predict_chunk``); the rollout eng
 (:mod:`automimic.rollout.chunking`) keeps the history, the action queue and temporal ensembling,
 so algorithms call every policy the same way. A policy owns its normalisers, so a checkpoint (config + shapes + weights, including the
 normaliser statistics) is all that is needed to run it; algorithms never know which class it is.
+What a class can do with a given config (:meth:`Policy.capabilities`, e.g. :data:`STOCHASTIC`) is
+asked of the class before anything is built, so an algorithm refuses a policy it cannot train without
+naming classes (:func:`require_stochastic`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +29,10 @@ from automimic.policies.steps_to_go_head import StepsToGoHead, StepsToGoHeadConf
 
 CHECKPOINT_FORMAT = 1
 _REGISTRY: dict[str, type["Policy"]] = {}
+
+#: Capability: the policy has :meth:`Policy.action_distribution`, so on-policy RL (REINFORCE, PPO)
+#: can score its actions.
+STOCHASTIC = "stochastic"
 
 
 def register_policy(name: str) -> Callable[[type["Policy"]], type["Policy"]]:
@@ -58,6 +65,25 @@ class Policy(nn.Module, abc.ABC):
     #: Training settings that fit a 2-core CPU for this class where they differ from
     #: :class:`~automimic.training.loop.TrainConfig`'s (``train bc`` starts from them).
     cpu_train: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def capabilities(cls, config: Mapping[str, Any] | Any) -> frozenset[str]:
+        """What a policy of this class built from ``config`` (a plain dict, possibly partial, or its
+        config dataclass) can do, known before anything is built: e.g. :data:`STOCHASTIC`.
+
+        By default a class is stochastic when it implements :meth:`action_distribution`; a class
+        whose ability depends on its config (a head, a wrapped policy) overrides this.
+        """
+        return frozenset({STOCHASTIC}) if cls.action_distribution is not Policy.action_distribution else frozenset()
+
+    @classmethod
+    def enabling_settings(cls, capability: str, config: Mapping[str, Any] | Any) -> dict[str, Any] | None:
+        """Config fields (nested dicts for a wrapped policy's config) that would give this class
+        ``capability``: ``{}`` when ``config`` already does, ``None`` when no config of this class does.
+
+        Error messages name these settings; a class whose capabilities depend on its config overrides this.
+        """
+        return {} if capability in cls.capabilities(config) else None
 
     def __init__(self, config: Any, obs_dim: int, action_dim: int) -> None:
         super().__init__()
@@ -208,9 +234,7 @@ def randn_rows(n: int, shape: tuple[int, ...], generators: Sequence[torch.Genera
 
 def policy_config_class(name: str) -> type:
     """The config dataclass of registered policy class ``name`` (a clear error for an unknown name)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown policy {name!r}; registered: {policy_names()}")
-    return _REGISTRY[name].Config
+    return policy_class(name).Config
 
 
 def check_policy_config(name: str, config: dict[str, Any]) -> None:
@@ -233,10 +257,60 @@ def cpu_train_defaults(name: str) -> dict[str, Any]:
     return dict(_REGISTRY[name].cpu_train) if name in _REGISTRY else {}
 
 
-def has_action_distribution(name: str) -> bool:
-    """Whether registered policy class ``name`` implements :meth:`Policy.action_distribution`."""
-    cls = _REGISTRY.get(name)
-    return cls is not None and cls.action_distribution is not Policy.action_distribution
+def policy_class(name: str) -> type[Policy]:
+    """Registered policy class ``name`` (a clear error for an unknown name)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; registered: {policy_names()}")
+    return _REGISTRY[name]
+
+
+def config_value(cls: type[Policy], config: Mapping[str, Any] | Any, field: str) -> Any:
+    """Field ``field`` of a ``cls`` policy config given as a (possibly partial) dict or as the
+    dataclass; a field the dict leaves out has the config class's default."""
+    if not isinstance(config, Mapping):
+        return getattr(config, field)
+    if field in config:
+        return config[field]
+    spec = {f.name: f for f in dataclasses.fields(cls.Config)}[field]
+    return spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+
+
+def policy_capabilities(name: str, config: Mapping[str, Any] | Any) -> frozenset[str]:
+    """:meth:`Policy.capabilities` of registered class ``name`` with ``config`` (nothing is built)."""
+    return policy_class(name).capabilities(config)
+
+
+def stochastic_problem(name: str, config: Mapping[str, Any] | Any) -> str | None:
+    """Why policy ``name`` with ``config`` has no action distribution, as one phrase naming what to
+    set (``policy_config.head must be 'gaussian'``); ``None`` when it has one. Nothing is built."""
+    settings = policy_class(name).enabling_settings(STOCHASTIC, config)
+    if settings == {}:
+        return None
+    if settings is not None:
+        return " and ".join(f"policy_config.{k} must be {v!r}" for k, v in _flat(settings))
+    able = [_how_able(n) for n in policy_names() if _REGISTRY[n].enabling_settings(STOCHASTIC, {}) is not None]
+    return f"policy {name!r} has no action distribution (use {', '.join(able)})"
+
+
+def require_stochastic(name: str, config: Mapping[str, Any] | Any, where: str) -> None:
+    """Refuse (``ValueError``, one line naming what to set) policy ``name`` with ``config`` when it has
+    no action distribution, before anything is built; ``where`` names what needs one (``on-policy RL``)."""
+    problem = stochastic_problem(name, config)
+    if problem is not None:
+        raise ValueError(f"{where} needs the policy's action log-probabilities: {problem}")
+
+
+def _how_able(name: str) -> str:
+    # "mlp with head=gaussian": how registered class ``name`` gets an action distribution.
+    settings = _flat(_REGISTRY[name].enabling_settings(STOCHASTIC, {}) or {})
+    return name + (" with " + ", ".join(f"{k}={v}" for k, v in settings) if settings else "")
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in settings.items():
+        out += _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else [(f"{prefix}{key}", value)]
+    return out
 
 
 def build_policy(name: str, config: dict[str, Any] | Any, obs_dim: int, action_dim: int,
@@ -245,9 +319,7 @@ def build_policy(name: str, config: dict[str, Any] | Any, obs_dim: int, action_d
 
     ``steps_to_go`` attaches a steps-to-go head with that config.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown policy {name!r}; registered: {policy_names()}")
-    cls = _REGISTRY[name]
+    cls = policy_class(name)
     if isinstance(config, dict):
         valid = {f.name for f in dataclasses.fields(cls.Config)}
         unknown = sorted(set(config) - valid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from torch import nn
 
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
-from automimic.policies.base import Policy, randn_rows, register_policy
+from automimic.policies.base import STOCHASTIC, Policy, config_value, randn_rows, register_policy
 
 
 @dataclass
@@ -58,6 +58,18 @@ class MLPPolicy(Policy):
     """``obs (B, D_obs) -> action (B, D_act)``; inputs and targets normalised inside the module."""
 
     Config = MLPConfig
+
+    @classmethod
+    def capabilities(cls, config: Mapping[str, Any] | MLPConfig) -> frozenset[str]:
+        """Stochastic with the Gaussian head only: the deterministic head has no distribution to score."""
+        return frozenset({STOCHASTIC}) if config_value(cls, config, "head") == "gaussian" else frozenset()
+
+    @classmethod
+    def enabling_settings(cls, capability: str, config: Mapping[str, Any] | MLPConfig) -> dict[str, Any] | None:
+        """``{"head": "gaussian"}`` makes it stochastic."""
+        if capability in cls.capabilities(config):
+            return {}
+        return {"head": "gaussian"} if capability == STOCHASTIC else None
 
     def __init__(self, config: MLPConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__(config, obs_dim, action_dim)

@@ -21,14 +21,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
-from automimic.policies.base import Policy, build_policy, register_policy
+from automimic.policies.base import STOCHASTIC, Policy, build_policy, config_value, policy_class, register_policy
 from automimic.policies.task_encoder import ENCODERS
 
 #: How a pretrained multi-task policy is fine-tuned on a few demos of a task (``--finetune``).
@@ -79,6 +79,21 @@ class MultiTaskPolicy(Policy):
     """``base([obs, task_vector(task)])``; see the module docstring."""
 
     Config = MultiTaskConfig
+
+    @classmethod
+    def capabilities(cls, config: Mapping[str, Any] | MultiTaskConfig) -> frozenset[str]:
+        """Its base's, as far as the wrapper forwards them: stochastic iff ``base`` with ``base_config`` is."""
+        base = policy_class(config_value(cls, config, "base"))
+        return base.capabilities(config_value(cls, config, "base_config")) & {STOCHASTIC}
+
+    @classmethod
+    def enabling_settings(cls, capability: str, config: Mapping[str, Any] | MultiTaskConfig) -> dict[str, Any] | None:
+        """Its base's settings for ``capability``, under ``base_config``."""
+        if capability != STOCHASTIC:
+            return None
+        base = policy_class(config_value(cls, config, "base"))
+        settings = base.enabling_settings(capability, config_value(cls, config, "base_config"))
+        return {"base_config": settings} if settings else settings
 
     def __init__(self, config: MultiTaskConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__(config, obs_dim, action_dim)

@@ -2,15 +2,17 @@
 
 Every actor drives ``slots`` envs that step together (one slot per env), so a policy is queried
 once per step for all of them. Workers cannot receive live objects cheaply, so an
-:class:`ActorSpec` (picklable) says how to build the actor inside each worker; its weights travel
-separately (see :mod:`automimic.rollout.collector`), once per version.
+:class:`ActorSpec` (picklable; one small dataclass per actor kind, in a registry) says how to build
+the actor inside each worker; its weights travel separately (see :mod:`automimic.rollout.collector`),
+once per version.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -245,65 +247,57 @@ class DAggerActor:
         return np.stack(self._labels[slot])
 
 
-@dataclass(frozen=True)
-class ActorSpec:
-    """A picklable recipe for an actor: the env's expert, a policy, a sampling or practising policy, or DAgger's mixture.
+_SPECS: dict[str, type[ActorSpec]] = {}
 
-    ``payload`` holds the weights (an in-memory checkpoint; for ``practice`` a dict with
-    ``policy`` and ``detector`` checkpoints, for ``sample`` a dict with ``policy``). Collectors ship it to workers once per version and
-    send the spec :meth:`without_weights`.
+
+def register_actor_spec(kind: str) -> Callable[[type[ActorSpec]], type[ActorSpec]]:
+    """Class decorator: make an :class:`ActorSpec` subclass the spec of actor kind ``kind``."""
+
+    def add(cls: type[ActorSpec]) -> type[ActorSpec]:
+        cls.kind = kind
+        _SPECS[kind] = cls
+        return cls
+
+    return add
+
+
+def actor_kinds() -> list[str]:
+    """Registered actor kinds."""
+    return sorted(_SPECS)
+
+
+def actor_spec_class(kind: str) -> type[ActorSpec]:
+    """The spec class of actor kind ``kind`` (a one-line error for an unknown kind)."""
+    if kind not in _SPECS:
+        raise ValueError(f"unknown actor kind {kind!r}; registered: {actor_kinds()}")
+    return _SPECS[kind]
+
+
+class ActorSpec(abc.ABC):
+    """A picklable recipe for an actor; one frozen dataclass per kind, registered with :func:`register_actor_spec`.
+
+    ``payload`` holds the weights (in-memory checkpoints; ``None`` for an actor without any).
+    Collectors ship it to workers once per version and send the spec :meth:`without_weights`;
+    specs compare and hash by kind and fields, which is how a worker knows it holds the actor already.
+    The constructors :meth:`expert`, :meth:`policy`, ... build the spec of each kind from live objects.
     """
 
-    kind: str  # "expert" | "policy" | "stopping" | "sample" | "practice" | "dagger"
-    env_id: str = ""
+    kind: ClassVar[str]
+    name: str
     payload: dict[str, Any] | None = None
-    name: str = "policy"
-    deterministic: bool = True
-    action_noise: float = 0.0
-    threshold: float = 0.0
-    min_std: float = 0.0
-    beta: float = 0.0
-    expert_name: str = ""  # "package.module:name" of an expert other than the env's scripted one
 
-    @classmethod
-    def expert(cls, env_id: str, expert: str = "") -> "ActorSpec":
-        """Spec for the scripted expert of ``env_id`` (or the one ``expert`` names)."""
-        return cls("expert", env_id=env_id, name=f"expert:{expert or env_id}", expert_name=expert)
+    @abc.abstractmethod
+    def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
+        """Create the actor for ``slots`` envs (inside the worker that will use it) from ``payload``
+        (default: the spec's own)."""
 
-    @classmethod
-    def policy(cls, policy: Policy, name: str = "policy", deterministic: bool = True,
-               action_noise: float = 0.0) -> "ActorSpec":
-        """Spec for a copy of ``policy`` (weights are copied now; later training does not leak in)."""
-        return cls("policy", payload=policy_payload(policy), name=name, deterministic=deterministic,
-                   action_noise=action_noise)
+    def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The checkpoint, within ``payload``, of the policy that acts in the env (``None``: no policy acts)."""
+        return payload
 
-    @classmethod
-    def stopping(cls, policy: Policy, detector: Policy, threshold: float, name: str = "policy",
-                 deterministic: bool = True) -> "ActorSpec":
-        """Spec for :class:`StoppingPolicyActor` with copies of ``policy`` and ``detector``."""
-        return cls("stopping", payload={"policy": policy_payload(policy), "detector": policy_payload(detector)},
-                   name=name, deterministic=deterministic, threshold=threshold)
-
-    @classmethod
-    def sample(cls, policy: Policy, min_std: float) -> "ActorSpec":
-        """Spec for :class:`SamplingActor` with a copy of ``policy`` (on-policy RL on any reward)."""
-        return cls("sample", payload={"policy": policy_payload(policy)}, name="sample", min_std=min_std)
-
-    @classmethod
-    def practice(cls, policy: Policy, detector: Policy, threshold: float, min_std: float) -> "ActorSpec":
-        """Spec for :class:`PracticeActor` with copies of ``policy`` and ``detector``."""
-        return cls("practice", payload={"policy": policy_payload(policy), "detector": policy_payload(detector)},
-                   name="practice", threshold=threshold, min_std=min_std)
-
-    @classmethod
-    def dagger(cls, learner: Policy, env_id: str, beta: float, expert: str = "") -> "ActorSpec":
-        """Spec for :class:`DAggerActor` with a copy of ``learner`` and ``env_id``'s expert (or ``expert``)."""
-        return cls("dagger", env_id=env_id, payload=policy_payload(learner), name="dagger", beta=beta,
-                   expert_name=expert)
-
-    def without_weights(self) -> "ActorSpec":
+    def without_weights(self) -> ActorSpec:
         """This spec with the payload left out (what travels with every task)."""
-        return dataclasses.replace(self, payload=None)
+        return self if self.payload is None else dataclasses.replace(self, payload=None)  # type: ignore[type-var]
 
     def env_kwargs(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """What the env must provide this actor: the cameras (and frame size) an image policy reads.
@@ -311,25 +305,157 @@ class ActorSpec:
         ``payload`` stands in for the spec's own (workers receive specs without weights).
         """
         payload = self.payload if payload is None else payload
+        checkpoint = None if payload is None else self.acting_checkpoint(payload)
+        return {} if checkpoint is None else camera_env_kwargs(checkpoint["config"])
+
+    def _payload(self, payload: dict[str, Any] | None) -> dict[str, Any]:
+        payload = self.payload if payload is None else payload
         if payload is None:
-            return {}
-        policy = payload["policy"] if self.kind in ("sample", "practice", "stopping") else payload
-        return camera_env_kwargs(policy["config"])
+            raise ValueError(f"actor spec {self.kind!r}: no weights to build from (pass the payload)")
+        return payload
+
+    @staticmethod
+    def expert(env_id: str, expert: str = "") -> ExpertSpec:
+        """Spec for the scripted expert of ``env_id`` (or the one ``expert`` names)."""
+        return ExpertSpec(env_id, expert)
+
+    @staticmethod
+    def policy(policy: Policy, name: str = "policy", deterministic: bool = True,
+               action_noise: float = 0.0) -> PolicySpec:
+        """Spec for a copy of ``policy`` (weights are copied now; later training does not leak in)."""
+        return PolicySpec(policy_payload(policy), name, deterministic, action_noise)
+
+    @staticmethod
+    def stopping(policy: Policy, detector: Policy, threshold: float, name: str = "policy",
+                 deterministic: bool = True) -> StoppingSpec:
+        """Spec for :class:`StoppingPolicyActor` with copies of ``policy`` and ``detector``."""
+        return StoppingSpec({"policy": policy_payload(policy), "detector": policy_payload(detector)},
+                            threshold, name, deterministic)
+
+    @staticmethod
+    def sample(policy: Policy, min_std: float) -> SampleSpec:
+        """Spec for :class:`SamplingActor` with a copy of ``policy`` (on-policy RL on any reward)."""
+        return SampleSpec({"policy": policy_payload(policy)}, min_std)
+
+    @staticmethod
+    def practice(policy: Policy, detector: Policy, threshold: float, min_std: float) -> PracticeSpec:
+        """Spec for :class:`PracticeActor` with copies of ``policy`` and ``detector``."""
+        return PracticeSpec({"policy": policy_payload(policy), "detector": policy_payload(detector)},
+                            threshold, min_std)
+
+    @staticmethod
+    def dagger(learner: Policy, env_id: str, beta: float, expert: str = "") -> DAggerSpec:
+        """Spec for :class:`DAggerActor` with a copy of ``learner`` and ``env_id``'s expert (or ``expert``)."""
+        return DAggerSpec(policy_payload(learner), env_id, beta, expert)
+
+
+@register_actor_spec("expert")
+@dataclass(frozen=True)
+class ExpertSpec(ActorSpec):
+    """:class:`ExpertActor`: ``env_id``'s scripted expert, or the one ``expert_name`` names
+    (``"package.module:name"``); no weights."""
+
+    env_id: str
+    expert_name: str = ""
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """``expert:<expert or env id>``, as the actor records it."""
+        return f"expert:{self.expert_name or self.env_id}"
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
-        """Create the actor for ``slots`` envs (inside the worker that will use it) from ``payload``
-        (default: the spec's own)."""
-        payload = self.payload if payload is None else payload
-        if self.kind == "expert":
-            return ExpertActor(self.env_id, slots, self.expert_name)
-        if self.kind == "practice":
-            return PracticeActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
-                                 self.threshold, self.min_std, slots)
-        if self.kind == "stopping":
-            return StoppingPolicyActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
-                                       self.threshold, self.name, self.deterministic, slots)
-        if self.kind == "sample":
-            return SamplingActor(policy_from_payload(payload["policy"]), self.min_std, slots)
-        if self.kind == "dagger":
-            return DAggerActor(policy_from_payload(payload), self.env_id, self.beta, slots, self.expert_name)
-        return PolicyActor(policy_from_payload(payload), self.name, self.deterministic, self.action_noise, slots)
+        """The experts for ``slots`` envs."""
+        return ExpertActor(self.env_id, slots, self.expert_name)
+
+
+@register_actor_spec("policy")
+@dataclass(frozen=True)
+class PolicySpec(ActorSpec):
+    """:class:`PolicyActor`; ``payload`` is the policy's checkpoint."""
+
+    payload: dict[str, Any] | None = None
+    name: str = "policy"
+    deterministic: bool = True
+    action_noise: float = 0.0
+
+    def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
+        """The policy acting on ``slots`` envs."""
+        return PolicyActor(policy_from_payload(self._payload(payload)), self.name, self.deterministic,
+                           self.action_noise, slots)
+
+
+@register_actor_spec("stopping")
+@dataclass(frozen=True)
+class StoppingSpec(ActorSpec):
+    """:class:`StoppingPolicyActor`; ``payload`` holds the ``policy`` and ``detector`` checkpoints."""
+
+    payload: dict[str, Any] | None = None
+    threshold: float = 0.0
+    name: str = "policy"
+    deterministic: bool = True
+
+    def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The acting policy's checkpoint."""
+        return payload["policy"]
+
+    def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
+        """The policy, stopped by the detector, acting on ``slots`` envs."""
+        payload = self._payload(payload)
+        return StoppingPolicyActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
+                                   self.threshold, self.name, self.deterministic, slots)
+
+
+@register_actor_spec("sample")
+@dataclass(frozen=True)
+class SampleSpec(ActorSpec):
+    """:class:`SamplingActor`; ``payload`` holds the ``policy`` checkpoint."""
+
+    payload: dict[str, Any] | None = None
+    min_std: float = 0.0
+    name: str = "sample"
+
+    def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The acting policy's checkpoint."""
+        return payload["policy"]
+
+    def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
+        """The sampling policy acting on ``slots`` envs."""
+        return SamplingActor(policy_from_payload(self._payload(payload)["policy"]), self.min_std, slots)
+
+
+@register_actor_spec("practice")
+@dataclass(frozen=True)
+class PracticeSpec(ActorSpec):
+    """:class:`PracticeActor`; ``payload`` holds the ``policy`` and ``detector`` checkpoints."""
+
+    payload: dict[str, Any] | None = None
+    threshold: float = 0.0
+    min_std: float = 0.0
+    name: str = "practice"
+
+    def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The practising policy's checkpoint."""
+        return payload["policy"]
+
+    def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
+        """The practising policy, stopped by the detector, on ``slots`` envs."""
+        payload = self._payload(payload)
+        return PracticeActor(policy_from_payload(payload["policy"]), policy_from_payload(payload["detector"]),
+                             self.threshold, self.min_std, slots)
+
+
+@register_actor_spec("dagger")
+@dataclass(frozen=True)
+class DAggerSpec(ActorSpec):
+    """:class:`DAggerActor`; ``payload`` is the learner's checkpoint, ``expert_name`` as for :class:`ExpertSpec`."""
+
+    payload: dict[str, Any] | None = None
+    env_id: str = ""
+    beta: float = 0.0
+    expert_name: str = ""
+    name: str = "dagger"
+
+    def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
+        """The learner/expert mixture on ``slots`` envs."""
+        return DAggerActor(policy_from_payload(self._payload(payload)), self.env_id, self.beta, slots,
+                           self.expert_name)
