@@ -150,8 +150,16 @@ def practice_cell(args: argparse.Namespace, task: str, reward: str, seed: int) -
 
 def suite_cell(args: argparse.Namespace, suite: str, seed: int) -> dict[str, Any]:
     """Pretrain on the whole ``suite`` and evaluate the one policy on each of its tasks."""
-    cell(args.out / "suite" / f"pretrain-{suite}_s{seed}.json", lambda: pretrain_cell(args, seed, suite))
     out = pretrain_dir(args, seed, suite)
+    ml45 = pretrain_dir(args, seed) / "demos.h5"
+    if suite == "mt50" and ml45.exists() and not (out / "demos.h5").exists():
+        # MT50 = ML45's train + test tasks, recorded from the same collect seeds: the ML45 pretraining's
+        # 45 tasks are copied rather than recorded again (the recording time counts only the 5 new ones).
+        import shutil
+
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ml45, out / "demos.h5")
+    cell(args.out / "suite" / f"pretrain-{suite}_s{seed}.json", lambda: pretrain_cell(args, seed, suite))
     policy = load_policy(out / "checkpoints" / "best.pt")
     t = time.time()
     result = evaluate_tasks(policy, suite_tasks(suite), args.episodes, seed=seed, workers=args.workers,
@@ -162,7 +170,7 @@ def suite_cell(args: argparse.Namespace, suite: str, seed: int) -> dict[str, Any
 def render(args: argparse.Namespace) -> str:
     """The tables, from the cached cells only."""
     parts = []
-    for seed_file in sorted((args.out / "pretrain").glob("*.json")):
+    for seed_file in sorted([*(args.out / "pretrain").glob("*.json"), *(args.out / "suite").glob("pretrain-*.json")]):
         c = cached(seed_file)
         parts.append(f"Pretraining {seed_file.stem}: {c['tasks']} tasks, {c['episodes']} episodes, {c['steps']} steps; "
                      f"recording {c['record_s'] / 60:.1f} min ({c['workers']} workers), training "
