@@ -261,3 +261,29 @@ def test_two_collect_processes_into_one_file_store_every_seed_once(tmp_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     seeds = [i.seed for i in EpisodeStore(out).index()]
     assert len(seeds) == 40 and len(set(seeds)) == 40
+
+
+def test_index_lists_episodes_in_one_read_and_recovers_from_foreign_edits(tmp_path):
+    """The store keeps a root-level index of its episodes (what ``index()`` and ``append_unique`` read);
+    a file edited by a tool that does not keep it is listed by opening every episode, and the next
+    append rebuilds the index."""
+    import h5py
+
+    path = tmp_path / "s.h5"
+    store = EpisodeStore(path, env_id="point/reach")
+    for i in range(3):
+        store.append(make_episode(seed=i))
+    with h5py.File(path, "r") as f:
+        assert len(f["automimic_index"]) == 3 and "automimic_index" not in f["data"]
+    expected = store.index()
+    assert [i.seed for i in expected] == [0, 1, 2]
+    # Another tool copies an episode in without touching the index: the index is now stale.
+    with h5py.File(path, "a") as f:
+        f.copy(f["data/demo_1"], "data/demo_3")
+    listed = store.index()
+    assert [i.name for i in listed] == ["demo_0", "demo_1", "demo_2", "demo_3"] and listed[3].seed == 1
+    assert store.append_unique(make_episode(seed=1), 10) is None  # seed 1 is there twice now
+    store.append(make_episode(seed=9))
+    with h5py.File(path, "r") as f:
+        assert len(f["automimic_index"]) == 5
+    assert [i.seed for i in store.index()] == [0, 1, 2, 1, 9]

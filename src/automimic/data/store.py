@@ -25,6 +25,7 @@ import json
 import os
 import re
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,6 +40,10 @@ _DEMO = re.compile(r"^demo_(\d+)$")
 #: ``env_name`` of a store that holds episodes of several envs (a multi-task pretraining set); each
 #: episode then names its own env in its ``env_id`` attribute.
 MULTITASK = "multitask"
+#: A row of :class:`EpisodeInfo` per episode (JSON strings), kept beside ``data/`` so that listing a
+#: store of thousands of episodes is one read instead of opening every episode group. It sits at
+#: the root, where robomimic and LIBERO readers (which look under ``data/`` and ``mask/``) never look.
+_INDEX = "automimic_index"
 _PROVENANCE = ("source", "round", "seed", "policy", "env_id", "perturb_sigma", "perturb_offset", "start_vector")
 
 
@@ -163,9 +168,7 @@ class EpisodeStore:
         """
         with self._write() as f:
             if "data" in f:
-                env = _env_name(f)
-                mine = [i for i in (_info(self.path, f["data"][n], n, env) for n in _names(self.path, f, None))
-                        if i.env_id == episode.env_id]
+                mine = [i for i in _infos(self.path, f) if i.env_id == episode.env_id]
                 if len(mine) >= limit or (episode.seed is not None and any(i.seed == episode.seed for i in mine)):
                     return None
             return _add(self.path, f, episode, self._env_id)
@@ -226,16 +229,16 @@ class EpisodeStore:
                     for n in _names(self.path, f, None)]
 
     def index(self) -> list[EpisodeInfo]:
-        """Attributes of every episode in index order (cheap: no observation or action data is read)."""
+        """Attributes of every episode in index order (cheap: no observation or action data is read;
+        one read of the store's index where it has an up-to-date one)."""
         with self._read() as f:
-            env = _env_name(f)
-            return [_info(self.path, f["data"][n], n, env) for n in _names(self.path, f, None)]
+            return _infos(self.path, f)
 
     def summary(self) -> StoreSummary:
         """Counts, shapes and sources, read from attributes and dataset shapes (no bulk data loaded)."""
         with self._read() as f:
             env = _env_name(f)
-            infos = [_info(self.path, f["data"][n], n, env) for n in _names(self.path, f, None)]
+            infos = _infos(self.path, f)
             obs_shapes: dict[str, tuple[int, ...]] = {}
             action_shape = None
             if infos:
@@ -308,7 +311,43 @@ def _add(path: Path, f: h5py.File, episode: Episode, env_id: str | None) -> str:
     name = f"demo_{_next_index(data)}"
     _write_episode(data.create_group(name), episode)
     data.attrs["total"] = int(data.attrs.get("total", 0)) + episode.length
+    _index_added(path, f, _info(path, data[name], name, _env_name(f)))
     return name
+
+
+def _infos(path: Path, f: h5py.File) -> list[EpisodeInfo]:
+    """Every episode's :class:`EpisodeInfo`: from the index when it lists exactly the file's
+    episodes, else by opening each episode (files from other tools, or from before the index)."""
+    names = _names(path, f, None)
+    rows = _index_rows(f)
+    if rows is not None and [r.name for r in rows] == names:
+        return rows
+    env = _env_name(f)
+    return [_info(path, f["data"][n], n, env) for n in names]
+
+
+def _index_rows(f: h5py.File) -> list[EpisodeInfo] | None:
+    if _INDEX not in f:
+        return None
+    return [EpisodeInfo(**json.loads(_text(row))) for row in f[_INDEX][()]]
+
+
+def _index_added(path: Path, f: h5py.File, info: EpisodeInfo) -> None:
+    """Record the episode just written in the index (inside the same journaled write), or rebuild
+    the index from the episodes when it is missing or out of step with them."""
+    row = json.dumps(dataclasses.asdict(info))
+    rows = _index_rows(f)
+    names = _names(path, f, None)
+    if rows is not None and [r.name for r in rows] + [info.name] == names:
+        ds = f[_INDEX]
+        ds.resize((len(rows) + 1,))
+        ds[len(rows)] = row
+        return
+    if _INDEX in f:
+        del f[_INDEX]
+    env = _env_name(f)
+    every = [json.dumps(dataclasses.asdict(_info(path, f["data"][n], n, env))) for n in names]
+    f.create_dataset(_INDEX, data=every, maxshape=(None,), chunks=(256,), dtype=h5py.string_dtype())
 
 
 def _next_index(data: h5py.Group) -> int:
