@@ -29,6 +29,7 @@ from automimic.algos.engine import env_terminals
 from automimic.algos.on_policy import (OnPolicyConfig, RLIteration, action_bounds, check_rl_policy, episode_states,
                                        initial_policy, load_rl_policy, rl_setup, run_on_policy, write_report)
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoSource, PolicyChoice
 from automimic.algos.ppo import log_probs
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -39,17 +40,15 @@ ALGOS = ("gail", "airl")
 
 
 @dataclass
-class AdversarialConfig:
-    """A GAIL or AIRL run.
+class AdversarialConfig(PolicyChoice, DemoSource):
+    """A GAIL or AIRL run: the fields of :class:`~automimic.algos.run_config.DemoSource` and
+    :class:`~automimic.algos.run_config.PolicyChoice` (``seed``, ``data``, ``env_id``, ``demos``,
+    ``policy``, ``policy_config``), and:
 
     Args:
         algo: ``gail`` or ``airl``.
-        data: HDF5 store with the expert demos.
-        env_id: env to practise and evaluate in (default: the store's).
-        demos: expert demos to use, spread evenly over the store (0: all).
-        policy: registered policy class (it must have an action distribution; AIRL needs a
-            single-step one).
-        policy_config: that class's config fields.
+        policy_config: default: a Gaussian-head MLP. The policy must have an action distribution;
+            AIRL needs a single-step one.
         warm_start: behaviour-clone the policy on the demos before RL (ours; the original
             algorithms start from scratch, which from 5 demos needs far more env steps).
         bc: optimisation settings of that warm start.
@@ -57,14 +56,9 @@ class AdversarialConfig:
         disc_steps: discriminator gradient steps per iteration.
         disc_batch: expert and policy transitions per discriminator step.
         rl: the PPO stage.
-        seed: seeds everything.
     """
 
     algo: str = "gail"
-    data: str = ""
-    env_id: str = ""
-    demos: int = 0
-    policy: str = "mlp"
     policy_config: dict[str, Any] = field(default_factory=lambda: {"head": "gaussian"})
     warm_start: bool = True
     bc: TrainConfig = field(default_factory=TrainConfig)
@@ -72,9 +66,9 @@ class AdversarialConfig:
     disc_steps: int = 8
     disc_batch: int = 256
     rl: OnPolicyConfig = field(default_factory=OnPolicyConfig)
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         if self.disc_steps < 1 or self.disc_batch < 1:

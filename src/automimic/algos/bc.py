@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoStore, PolicyChoice, PretrainedStart, check_finetune  # noqa: F401 (moved)
 from automimic.config import to_dict
 from automimic.data.checks import check_episodes
 from automimic.data.episode import Episode
@@ -19,7 +20,7 @@ from automimic.envs import env_spec
 from automimic.envs.cameras import camera_env_kwargs
 from automimic.evaluation.evaluate import check_policy_env, evaluate
 from automimic.policies import Policy, build_policy, check_policy_config, load_policy
-from automimic.policies.multitask import FINETUNE_MODES, freeze_for_finetune, pretrained_start
+from automimic.policies.multitask import freeze_for_finetune, pretrained_start
 from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.seeding import seed_everything
 from automimic.training.loop import TrainConfig, train_policy
@@ -29,58 +30,38 @@ T = TypeVar("T")
 
 
 @dataclass
-class BCConfig:
-    """Behaviour-cloning run.
+class BCConfig(PretrainedStart, PolicyChoice, DemoStore):
+    """Behaviour-cloning run: the fields of :class:`~automimic.algos.run_config.DemoStore`,
+    :class:`~automimic.algos.run_config.PolicyChoice` and
+    :class:`~automimic.algos.run_config.PretrainedStart` (``seed``, ``data``, ``env_id``, ``policy``,
+    ``policy_config``, ``init``, ``finetune``), and:
 
     Args:
-        data: the HDF5 episode store.
-        env_id: env for validation/evaluation (default: the one recorded in the store).
         episodes: use this many episodes spread evenly over the store (``linspace``, the SEIL
-            protocol); 0 uses all.
+            protocol); 0 uses all. (BC's name for the other algorithms' ``demos``: with
+            ``only_success`` off it counts failed episodes too.)
         only_success: train on successful episodes only.
-        policy: registered policy class name.
-        policy_config: that class's config fields (e.g. ``{"head": "gaussian"}``).
         train: optimisation settings.
         val_episodes: rollouts on validation seeds per check to pick ``best.pt`` (0: by loss).
         steps_to_go: also train a steps-to-go head (``steps_to_go_head`` configures it), making the
             run usable by ``automimic calibrate`` and as a learned reward.
         steps_to_go_head: bins, range and loss weights of that head.
-        seed: seeds everything (weights, batches, validation seeds).
-        init: start from this trained policy (a run folder, e.g. ``automimic pretrain``'s, or a
-            ``.pt`` checkpoint) instead of fresh weights: its class and config replace ``policy``
-            and ``policy_config``; a multi-task policy learns a new task vector for this env.
-        finetune: with ``init``: ``full`` trains every weight, ``embedding`` only the task vectors.
     """
 
-    data: str = ""
-    env_id: str = ""
     episodes: int = 0
     only_success: bool = True
-    policy: str = "mlp"
-    policy_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     val_episodes: int = 0
     steps_to_go: bool = False
     steps_to_go_head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
-    seed: int = 0
-    init: str = ""
-    finetune: str = "full"
 
     def __post_init__(self) -> None:
-        check_finetune(self.init, self.finetune)
+        super().__post_init__()
         if self.episodes < 0 or self.val_episodes < 0:
             raise ValueError("episodes and val_episodes must be >= 0")
         if self.val_episodes and not self.train.validate_every:
             raise ValueError("val_episodes needs train.validate_every > 0 (how often to validate); "
                              "without it no validation runs")
-
-
-def check_finetune(init: str, finetune: str) -> None:
-    """Refuse (one line) an unknown fine-tune mode, or a partial fine-tune with nothing to start from."""
-    if finetune not in FINETUNE_MODES:
-        raise ValueError(f"finetune: expected one of {list(FINETUNE_MODES)}, got {finetune!r}")
-    if finetune != "full" and not init:
-        raise ValueError(f"finetune={finetune!r} fine-tunes a pretrained policy; give it with init (--init)")
 
 
 def load_init(path: str) -> Policy:

@@ -21,39 +21,33 @@ from typing import Any, Callable
 from automimic.algos.on_policy import (EnvReward, OnPolicyConfig, RLIteration, bc_regulariser, check_rl_policy,
                                        initial_policy, load_rl_policy, rl_setup, run_on_policy, write_report)
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoSource, PolicyChoice
 from automimic.config import to_dict
 from automimic.training.loop import TrainConfig
 
 
 @dataclass
-class BCRLConfig:
-    """A BC -> RL run.
+class BCRLConfig(PolicyChoice, DemoSource):
+    """A BC -> RL run: the fields of :class:`~automimic.algos.run_config.DemoSource` and
+    :class:`~automimic.algos.run_config.PolicyChoice` (``seed``, ``data``, ``env_id``, ``demos``,
+    ``policy``, ``policy_config``), and:
 
     Args:
-        data: HDF5 store with the expert demos.
-        env_id: env to practise and evaluate in (default: the store's).
-        demos: expert demos to use, spread evenly over the store (0: all).
-        policy: registered policy class (it must have an action distribution).
-        policy_config: that class's config fields.
+        policy_config: default: a Gaussian-head MLP. The policy must have an action distribution.
         bc: optimisation settings of the BC stage.
         bc_weight: weight of the BC regulariser in every PPO minibatch (0: plain PPO from the BC start).
         bc_minibatch: demo steps per regulariser term.
         rl: the PPO stage (ours: reward scaled by 0.01, Meta-World's dense reward reaches 10 per step).
-        seed: seeds everything.
     """
 
-    data: str = ""
-    env_id: str = ""
-    demos: int = 0
-    policy: str = "mlp"
     policy_config: dict[str, Any] = field(default_factory=lambda: {"head": "gaussian"})
     bc: TrainConfig = field(default_factory=TrainConfig)
     bc_weight: float = 0.1
     bc_minibatch: int = 256
     rl: OnPolicyConfig = field(default_factory=lambda: OnPolicyConfig(reward_scale=0.01))
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.bc_weight < 0 or self.bc_minibatch < 1:
             raise ValueError("bc_weight must be >= 0 and bc_minibatch >= 1")
         check_rl_policy(self.policy, self.policy_config)

@@ -20,12 +20,13 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from tqdm import tqdm
 
 from automimic.algos.bc import fit_policy, start_round_store
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoSource, PolicyChoice
 from automimic.config import to_dict
 from automimic.data.store import EpisodeStore
 from automimic.envs import expert_for
@@ -60,19 +61,16 @@ def beta_for_round(schedule: str, r: int, rounds: int, beta: float, decay: float
 
 
 @dataclass
-class DAggerConfig:
-    """DAgger run.
+class DAggerConfig(PolicyChoice, DemoSource):
+    """DAgger run: the fields of :class:`~automimic.algos.run_config.DemoSource` (the demos it
+    starts from) and :class:`~automimic.algos.run_config.PolicyChoice` (``seed``, ``data``,
+    ``env_id``, ``demos``, ``policy``, ``policy_config``), and:
 
     Args:
-        data: HDF5 store with the expert demos.
-        env_id: env to roll out in (default: the store's); it must have a scripted expert unless
-            ``expert`` names one.
         expert: the labelling expert as ``"package.module:name"``: a class built with the env id
             (``reset(seed)``, ``__call__(obs) -> action``) or a function ``obs -> action``; empty:
-            the env's scripted expert. Named by import path so every worker can build it.
-        demos: expert demos to start from, spread evenly over the store (0: all).
-        policy: registered policy class.
-        policy_config: that class's config fields.
+            the scripted expert of ``env_id``, which must then have one. Named by import path so
+            every worker can build it.
         train: optimisation settings of every round's training on the aggregate.
         warm_start: continue each round's training from the previous round's policy (weights and
             normalisers) instead of starting from scratch, as the ``imitation`` library does.
@@ -86,15 +84,9 @@ class DAggerConfig:
         perturb: start-position perturbation of the rollouts.
         eval_episodes: evaluation episodes after every round.
         workers: rollout workers.
-        seed: seeds everything.
     """
 
-    data: str = ""
-    env_id: str = ""
     expert: str = ""
-    demos: int = 0
-    policy: str = "mlp"
-    policy_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     warm_start: bool = False
     warm_steps: int = 0
@@ -106,9 +98,9 @@ class DAggerConfig:
     perturb: float = 0.0
     eval_episodes: int = 50
     workers: int = 2
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.beta_schedule not in SCHEDULES:
             raise ValueError(f"beta_schedule must be one of {SCHEDULES}, got {self.beta_schedule!r}")
         if not 0.0 <= self.beta <= 1.0 or not 0.0 <= self.beta_decay <= 1.0:

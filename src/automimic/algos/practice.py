@@ -51,7 +51,7 @@ import torch
 from automimic.checkpoint_io import read_checkpoint
 from automimic.algos.engine import Checkpoint, Engine, Labelled, Step, practice_env_kwargs
 from automimic.algos.offpolicy import OffPolicyLearner, UpdateConfig
-from automimic.algos.bc import check_finetune, pretrained_policy
+from automimic.algos.bc import pretrained_policy
 from automimic.algos.on_policy import episode_states, initial_policy, rl_setup
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
 # label and PracticeReward (the simulator's reward source) moved there; re-exported here.
@@ -59,6 +59,7 @@ from automimic.algos.practice_rewards import (LEARNED_REWARDS, LearnedRewardConf
                                               check_learned_reward, label, learned_reward_report,
                                               learned_reward_source)
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoSource, PolicyChoice, PretrainedStart
 from automimic.algos.schedules import Cycles, Pipelined
 from automimic.config import to_dict
 from automimic.data.replay import ReplayBuffer
@@ -81,15 +82,15 @@ SUCCESS_REWARDS = ("binary", "step")
 
 
 @dataclass
-class PracticeConfig:
+class PracticeConfig(PretrainedStart, PolicyChoice, DemoSource):
     """An off-policy practice run.
 
+    It has the fields of :class:`~automimic.algos.run_config.DemoSource`,
+    :class:`~automimic.algos.run_config.PolicyChoice` (the BC prior's class and config) and
+    :class:`~automimic.algos.run_config.PretrainedStart` (``seed``, ``data``, ``env_id``,
+    ``demos``, ``policy``, ``policy_config``, ``init``, ``finetune``), and:
+
     Args:
-        data: HDF5 store with the expert demos.
-        env_id: env to practise and evaluate in (default: the store's).
-        demos: expert demos to use, spread evenly over the store (0: all).
-        policy: registered class of the BC prior.
-        policy_config: its config fields.
         bc: optimisation settings of the BC prior.
         prior: how the demo policy stays in the loop: ``select`` (IBRL: the critic picks the prior's
             or the actor's action), ``residual`` (a bounded correction on the frozen prior) or ``bc``
@@ -130,17 +131,8 @@ class PracticeConfig:
         horizon: step budget per episode (0: the env's default).
         eval_every: evaluate every this many env steps of practice (and at 0 and at the end).
         eval_episodes: evaluation episodes.
-        seed: seeds everything.
-        init: start from this pretrained policy (``automimic pretrain``'s run folder, or any trained
-            policy's run folder or ``.pt``) instead of fresh weights (see ``train bc --init``).
-        finetune: with ``init``: ``full`` or ``embedding`` (task vectors only).
     """
 
-    data: str = ""
-    env_id: str = ""
-    demos: int = 0
-    policy: str = "mlp"
-    policy_config: dict[str, Any] = field(default_factory=dict)
     bc: TrainConfig = field(default_factory=TrainConfig)
     prior: str = "select"
     reward: str = "success"
@@ -165,12 +157,9 @@ class PracticeConfig:
     horizon: int = 0
     eval_every: int = 10_000
     eval_episodes: int = 50
-    seed: int = 0
-    init: str = ""
-    finetune: str = "full"
 
     def __post_init__(self) -> None:
-        check_finetune(self.init, self.finetune)
+        super().__post_init__()
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
         if self.reward not in REWARDS:

@@ -22,6 +22,7 @@ from typing import Any
 
 from automimic.algos.bc import fit_policy, load_run_policy
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import PolicyChoice
 from automimic.config import to_dict
 from automimic.data.store import EpisodeStore
 from automimic.envs.suites import resolve_tasks
@@ -37,15 +38,15 @@ PRETRAIN_TRAIN = {"steps": 30_000, "batch_size": 512, "checkpoint_every": 2000, 
 
 
 @dataclass
-class PretrainConfig:
-    """A multi-task pretraining run.
+class PretrainConfig(PolicyChoice):
+    """A multi-task pretraining run: the fields of :class:`~automimic.algos.run_config.PolicyChoice`
+    (``seed``; ``policy`` and ``policy_config``: the class the multi-task policy wraps, ``mlp``,
+    ``act`` or ``diffusion``, and its config), and:
 
     Args:
         tasks: a suite name (``ml45-train``, ``mt10``, ``mt50``, ...) or comma-separated env ids.
         exclude: tasks to leave out (e.g. the ones a later few-shot run adapts to).
         demos_per_task: successful expert episodes recorded per task.
-        policy: the wrapped policy class (``mlp``, ``act``, ``diffusion``).
-        policy_config: its config fields.
         task_dim: width of the learned task vector.
         encoder: task encoder (``learned``; the interface a text encoder would plug into).
         train: optimisation settings.
@@ -54,14 +55,11 @@ class PretrainConfig:
         steps_to_go_head: that head's settings.
         workers: rollout worker processes for recording.
         horizon: step budget per recorded episode (the env's default when 0).
-        seed: seeds recording start states, weights and batches.
     """
 
     tasks: str = "ml45-train"
     exclude: list[str] = field(default_factory=list)
     demos_per_task: int = 50
-    policy: str = "mlp"
-    policy_config: dict[str, Any] = field(default_factory=dict)
     task_dim: int = 16
     encoder: str = "learned"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(**PRETRAIN_TRAIN))
@@ -69,9 +67,9 @@ class PretrainConfig:
     steps_to_go_head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
     workers: int = 2
     horizon: int = 0
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.demos_per_task <= 0:
             raise ValueError(f"demos_per_task must be positive, got {self.demos_per_task}")
         if self.workers <= 0:
@@ -81,8 +79,8 @@ class PretrainConfig:
 
 
 def policy_settings(cfg: PretrainConfig, tasks: list[str]) -> dict[str, Any]:
-    """The multi-task policy's config for ``cfg`` over ``tasks`` (checked before any work starts)."""
-    check_policy_config(cfg.policy, cfg.policy_config)
+    """The multi-task policy's config for ``cfg`` over ``tasks`` (checked before any work starts; the
+    wrapped class's config was checked when ``cfg`` was built)."""
     settings = {"base": cfg.policy, "base_config": dict(cfg.policy_config), "tasks": tuple(tasks),
                 "task": tasks[0], "encoder": cfg.encoder, "task_dim": cfg.task_dim}
     check_policy_config("multitask", settings)

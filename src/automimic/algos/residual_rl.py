@@ -21,6 +21,7 @@ from typing import Any, Callable
 from automimic.algos.on_policy import (EnvReward, OnPolicyConfig, RLIteration, initial_policy, load_rl_policy,
                                        rl_setup, run_on_policy, write_report)
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoSource
 from automimic.config import to_dict
 from automimic.data.transitions import Transitions
 from automimic.policies.residual import ResidualPolicy
@@ -28,13 +29,11 @@ from automimic.training.loop import TrainConfig
 
 
 @dataclass
-class ResidualRLConfig:
-    """A residual RL run.
+class ResidualRLConfig(DemoSource):
+    """A residual RL run: the fields of :class:`~automimic.algos.run_config.DemoSource` (``seed``,
+    ``data``, ``env_id``, ``demos``), and:
 
     Args:
-        data: HDF5 store with the expert demos.
-        env_id: env to practise and evaluate in (default: the store's).
-        demos: expert demos to use, spread evenly over the store (0: all).
         base: registered class of the frozen base policy (any; it needs no action distribution).
         base_config: its config fields.
         bc: optimisation settings of the base's BC stage.
@@ -42,21 +41,17 @@ class ResidualRLConfig:
         hidden: hidden widths of the correction's MLP.
         rl: the PPO stage (ours: reward scaled by 0.01; no std floor, the correction's own std is
             bounded by ``scale``).
-        seed: seeds everything.
     """
 
-    data: str = ""
-    env_id: str = ""
-    demos: int = 0
     base: str = "mlp"
     base_config: dict[str, Any] = field(default_factory=dict)
     bc: TrainConfig = field(default_factory=TrainConfig)
     scale: float = 0.2
     hidden: tuple[int, ...] = (64, 64)
     rl: OnPolicyConfig = field(default_factory=lambda: OnPolicyConfig(reward_scale=0.01, min_std=0.0))
-    seed: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.scale <= 0:
             raise ValueError(f"scale must be > 0, got {self.scale}")
 

@@ -25,13 +25,14 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from automimic.algos.bc import check_finetune, fit_policy, pretrained_policy, start_round_store
+from automimic.algos.bc import fit_policy, pretrained_policy, start_round_store
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoSource, PolicyChoice, PretrainedStart
 from automimic.algos.selectors import make_candidates, select, selector_names, start_features
 from automimic.config import to_dict
 from automimic.data.episode import Episode
@@ -48,13 +49,15 @@ from automimic.training.run_dir import RunDir, append_row, read_rows
 
 
 @dataclass
-class SEILConfig:
+class SEILConfig(PretrainedStart, PolicyChoice, DemoSource):
     """Self-evolution run. Defaults the paper did not publish are marked (default, ours).
 
+    It has the fields of :class:`~automimic.algos.run_config.DemoSource`,
+    :class:`~automimic.algos.run_config.PolicyChoice` and
+    :class:`~automimic.algos.run_config.PretrainedStart` (``seed``, ``data``, ``env_id``, ``demos``,
+    ``policy``, ``policy_config``, ``init``, ``finetune``), and:
+
     Args:
-        data: HDF5 store with the expert demos.
-        env_id: env to practise and evaluate in (default: the store's).
-        demos: expert demos to use, spread evenly over the store (0: all).
         rounds: self-evolution rounds after the BC round.
         patience: stop when evaluation success has not risen for this many rounds (0: run all).
         practice_episodes: practice rollouts per model per round (default, ours: 50).
@@ -72,18 +75,9 @@ class SEILConfig:
         warm_start: start each round's training from the previous policy instead of from scratch.
         eval_episodes: evaluation episodes per round, on the fixed ``eval`` seeds.
         workers: worker processes for practice and evaluation.
-        policy: registered policy class.
-        policy_config: that class's config fields.
         train: optimisation settings of every round.
-        seed: seeds everything.
-        init: start from this pretrained policy (``automimic pretrain``'s run folder, or any trained
-            policy's run folder or ``.pt``) instead of fresh weights (see ``train bc --init``).
-        finetune: with ``init``: ``full`` or ``embedding`` (task vectors only).
     """
 
-    data: str = ""
-    env_id: str = ""
-    demos: int = 0
     rounds: int = 4
     patience: int = 0
     practice_episodes: int = 50
@@ -97,15 +91,10 @@ class SEILConfig:
     warm_start: bool = False
     eval_episodes: int = 50
     workers: int = 2
-    policy: str = "mlp"
-    policy_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
-    seed: int = 0
-    init: str = ""
-    finetune: str = "full"
 
     def __post_init__(self) -> None:
-        check_finetune(self.init, self.finetune)
+        super().__post_init__()
         if self.selector not in selector_names():
             raise ValueError(f"selector must be one of {selector_names()}, got {self.selector!r}")
         if self.rounds < 0 or self.practice_episodes < 1 or self.keep < 0 or self.patience < 0:

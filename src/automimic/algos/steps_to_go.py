@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from automimic.checkpoint_io import read_checkpoint
-from automimic.algos.bc import check_finetune, checked_demos, fit_policy, pretrained_policy
+from automimic.algos.bc import checked_demos, fit_policy, pretrained_policy
 from automimic.algos.calibration import Calibration, calibrate, default_tolerance, precision_recall
 from automimic.algos.engine import Checkpoint, Engine, PerIteration, Step, practice_env_kwargs
 from automimic.algos.learned_reward import LearnedReward
@@ -43,6 +43,7 @@ from automimic.algos.on_policy import bc_regulariser, episode_states
 from automimic.algos.ppo import PPOConfig, ppo_update
 from automimic.algos.practice_report import EVAL_COLUMNS, write_practice_report
 from automimic.algos.registry import Algorithm, register
+from automimic.algos.run_config import DemoSource, PolicyChoice, PretrainedStart
 from automimic.algos.rules import PPORule, ReinforceRule, discounted_returns, reinforce_update  # noqa: F401
 from automimic.algos.schedules import SeedRule, practice_rollouts
 from automimic.algos.value_baseline import ValueBaseline
@@ -66,16 +67,18 @@ SIM_SUCCESS_NOTE = ("practice reads no simulator success: episodes end on the le
 
 
 @dataclass
-class StepsToGoConfig:
+class StepsToGoConfig(PretrainedStart, PolicyChoice, DemoSource):
     """Steps-to-go self-improvement run. Defaults not from the public reference are marked (ours).
 
+    It has the fields of :class:`~automimic.algos.run_config.DemoSource`,
+    :class:`~automimic.algos.run_config.PolicyChoice` and
+    :class:`~automimic.algos.run_config.PretrainedStart` (``seed``, ``data``, ``env_id``, ``demos``,
+    ``policy``, ``policy_config``, ``init``, ``finetune``), and:
+
     Args:
-        data: HDF5 store with the expert demos.
-        env_id: env to practise and evaluate in (default: the store's).
-        demos: expert demos to use, spread evenly over the store (0: all).
+        policy_config: default (ours): a Gaussian-head MLP. The policy must have an action
+            distribution (REINFORCE needs log-probs).
         head: the steps-to-go head (bins, range, loss weights).
-        policy: registered policy class; it must have an action distribution (REINFORCE needs log-probs).
-        policy_config: that class's config fields (ours: a Gaussian-head MLP).
         sft: optimisation settings of stage 1.
         threshold: detector threshold ``s``; ``None`` calibrates it.
         calibrate_episodes: held-out SFT rollouts for calibration.
@@ -119,18 +122,10 @@ class StepsToGoConfig:
         eval_episodes: evaluation episodes.
         workers: workers (processes, or Ray actors with ``--backend ray``) for calibration,
             practice and evaluation rollouts.
-        seed: seeds everything.
-        init: start from this pretrained policy (``automimic pretrain``'s run folder, or any trained
-            policy's run folder or ``.pt``) instead of fresh weights (see ``train bc --init``).
-        finetune: with ``init``: ``full`` or ``embedding`` (task vectors only).
     """
 
-    data: str = ""
-    env_id: str = ""
-    demos: int = 0
-    head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
-    policy: str = "mlp"
     policy_config: dict[str, Any] = field(default_factory=lambda: {"head": "gaussian"})
+    head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
     sft: TrainConfig = field(default_factory=TrainConfig)
     threshold: float | None = None
     calibrate_episodes: int = 50
@@ -156,12 +151,9 @@ class StepsToGoConfig:
     eval_every: int = 1
     eval_episodes: int = 50
     workers: int = 2
-    seed: int = 0
-    init: str = ""
-    finetune: str = "full"
 
     def __post_init__(self) -> None:
-        check_finetune(self.init, self.finetune)
+        super().__post_init__()
         for name in ("robots", "steps_per_iteration", "minibatch", "eval_every", "eval_episodes", "workers",
                      "calibrate_episodes"):
             if getattr(self, name) < 1:
