@@ -166,3 +166,13 @@ def test_same_round_in_process_in_local_workers_and_on_ray(point_demos, tmp_path
     for other in (local, on_ray):
         assert other[0] == here[0]
         assert len(other[1]) == len(here[1]) and all(np.array_equal(a, b) for a, b in zip(other[1], here[1]))
+
+
+def test_practice_perturbation_defaults_to_the_envs_own():
+    from automimic.algos.seil import practice_perturb
+    from automimic.envs import default_perturb
+    from automimic.envs.metaworld import DEFAULT_PERTURB
+
+    assert default_perturb("metaworld/push-v3") == DEFAULT_PERTURB and default_perturb("gym/Pendulum-v1") == 0.0
+    assert practice_perturb(SEILConfig(), "gym/Pendulum-v1") == 0.0
+    assert practice_perturb(SEILConfig(perturb=0.1), "gym/Pendulum-v1") == 0.1

@@ -37,7 +37,7 @@ from automimic.algos.selectors import make_candidates, select, selector_names, s
 from automimic.config import to_dict
 from automimic.data.episode import Episode
 from automimic.data.store import EpisodeStore
-from automimic.envs.metaworld import DEFAULT_PERTURB
+from automimic.envs import default_perturb
 from automimic.evaluation.evaluate import evaluate
 from automimic.policies import Policy, load_policy
 from automimic.rollout.actors import ActorSpec
@@ -63,7 +63,9 @@ class SEILConfig(PretrainedStart, PolicyChoice, DemoSource):
         practice_episodes: practice rollouts per model per round (default, ours: 50).
         use_ema: also roll out the EMA copy of the weights (model-level augmentation).
         ema_decay: EMA decay per training step (default, ours: 0.999).
-        perturb: start-position perturbation of practice rollouts (env-level augmentation, metres).
+        perturb: start-position perturbation of practice rollouts (env-level augmentation, metres);
+            ``None``: the env's own default (:func:`automimic.envs.default_perturb`: 0.02 on
+            Meta-World and the point mass, 0 on Gymnasium envs, which place no objects).
         action_noise: std of Gaussian noise added to practice actions (default, ours: 0.3). A
             deterministic policy's practice only repeats what it already does; noise lets it succeed
             from starts it fails on (push-v3 at 5 demos: 0.72 -> 0.68 without, 0.82 with). The
@@ -83,7 +85,7 @@ class SEILConfig(PretrainedStart, PolicyChoice, DemoSource):
     practice_episodes: int = 50
     use_ema: bool = True
     ema_decay: float = 0.999
-    perturb: float = DEFAULT_PERTURB
+    perturb: float | None = None
     action_noise: float = 0.3
     sample_actions: bool = False
     selector: str = "uncertain-diverse"
@@ -138,6 +140,11 @@ def rounds_without_gain(results: list[RoundResult]) -> int:
     return stale
 
 
+def practice_perturb(cfg: SEILConfig, env_id: str) -> float:
+    """The start perturbation of practice rollouts: the config's, else the env's default."""
+    return cfg.perturb if cfg.perturb is not None else default_perturb(env_id)
+
+
 def _practice(cfg: SEILConfig, env_id: str, store: EpisodeStore, r: int, models: dict[str, Policy],
               progress: bool) -> None:
     """Roll out each model from its own practice seeds, storing every episode as it finishes."""
@@ -151,7 +158,7 @@ def _practice(cfg: SEILConfig, env_id: str, store: EpisodeStore, r: int, models:
         job = RolloutJob(env_id, ActorSpec.policy(policy, name=f"round{r - 1}:{model_name}",
                                                   deterministic=not cfg.sample_actions,
                                                   action_noise=cfg.action_noise),
-                         {"perturb": cfg.perturb}, source="self", round=r)
+                         {"perturb": practice_perturb(cfg, env_id)}, source="self", round=r)
         bar = tqdm(total=len(seeds), desc=f"round {r} practice ({model_name})", unit="ep", disable=not progress,
                    leave=False)
         for ep in iter_episodes(job, seeds, cfg.workers):
@@ -234,7 +241,7 @@ def write_report(out: str | Path) -> Path:
           f"[{x.ci_low:.2f}, {x.ci_high:.2f}]", f"{x.mean_length:.1f}", f"{x.seconds:.0f}"] for x in rows])
     text = (f"# SEIL on {cfg['env_id']}\n\n{cfg['demos'] or 'all'} expert demos, selector `{cfg['selector']}` "
             f"(keep {cfg['keep']}), EMA {'on (decay ' + str(cfg['ema_decay']) + ')' if cfg['use_ema'] else 'off'}, "
-            f"perturbation σ = {cfg['perturb']}, {cfg['practice_episodes']} practice episodes per model per round, "
+            f"perturbation σ = {cfg['perturb'] if cfg['perturb'] is not None else default_perturb(cfg['env_id'])}, {cfg['practice_episodes']} practice episodes per model per round, "
             f"{cfg['eval_episodes']} evaluation episodes per round (eval seeds of run seed {cfg['seed']}).\n\n"
             f"{table}\n\n![evaluation success per round](success.png)\n\n![practice episodes](episodes.png)\n")
     (out / "report.md").write_text(text)

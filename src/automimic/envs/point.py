@@ -20,6 +20,9 @@ ACCEL = 0.05  # velocity change per step at full action
 DAMPING = 0.95  # velocity kept per step; bounds top speed at ACCEL / (1 - DAMPING) = 1.0 / step
 ARENA = 1.0  # positions live in [-ARENA, ARENA]^2
 MIN_START_GOAL = 0.5
+#: Start perturbation SEIL's practice uses by default: 1% of the arena's width, the value practice
+#: used here before each env chose its own (so earlier point/reach results stand).
+DEFAULT_PERTURB = 0.02
 
 
 class PointReachEnv(AutomimicEnv):

@@ -25,6 +25,8 @@ class Family:
     names: Callable[[], list[str]]
     expert: Callable[[str], Expert] | None = None
     open_ended: bool = False  # accepts names it cannot list (e.g. any Gymnasium id)
+    #: The start perturbation practice uses unless told otherwise (0: the family places no objects).
+    default_perturb: float = 0.0
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -80,6 +82,12 @@ def make_env(env_id: str, *, perturb: float = 0.0, horizon: int | None = None,
     except TypeError:
         raise ValueError(f"{env_id} cannot render camera observations") from None
     return CameraObservation(env, cameras[0], kwargs["image_size"])
+
+
+def default_perturb(env_id: str) -> float:
+    """The start-position perturbation that suits ``env_id`` (its family's own choice), for practice
+    rollouts that add start diversity (SEIL)."""
+    return _resolve(env_id)[0].default_perturb
 
 
 def env_spec(env_id: str, **kwargs) -> tuple[dict[str, tuple[int, ...]], int]:
