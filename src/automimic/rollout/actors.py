@@ -283,6 +283,8 @@ class ActorSpec(abc.ABC):
     """
 
     kind: ClassVar[str]
+    #: Key of the acting policy's checkpoint in a payload of several (``None``: the payload is it).
+    acting_key: ClassVar[str | None] = None
     name: str
     payload: dict[str, Any] | None = None
 
@@ -293,7 +295,7 @@ class ActorSpec(abc.ABC):
 
     def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """The checkpoint, within ``payload``, of the policy that acts in the env (``None``: no policy acts)."""
-        return payload
+        return payload if self.acting_key is None else payload[self.acting_key]
 
     def without_weights(self) -> ActorSpec:
         """This spec with the payload left out (what travels with every task)."""
@@ -389,14 +391,11 @@ class PolicySpec(ActorSpec):
 class StoppingSpec(ActorSpec):
     """:class:`StoppingPolicyActor`; ``payload`` holds the ``policy`` and ``detector`` checkpoints."""
 
+    acting_key: ClassVar[str | None] = "policy"
     payload: dict[str, Any] | None = None
     threshold: float = 0.0
     name: str = "policy"
     deterministic: bool = True
-
-    def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """The acting policy's checkpoint."""
-        return payload["policy"]
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
         """The policy, stopped by the detector, acting on ``slots`` envs."""
@@ -410,13 +409,10 @@ class StoppingSpec(ActorSpec):
 class SampleSpec(ActorSpec):
     """:class:`SamplingActor`; ``payload`` holds the ``policy`` checkpoint."""
 
+    acting_key: ClassVar[str | None] = "policy"
     payload: dict[str, Any] | None = None
     min_std: float = 0.0
     name: str = "sample"
-
-    def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """The acting policy's checkpoint."""
-        return payload["policy"]
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
         """The sampling policy acting on ``slots`` envs."""
@@ -428,14 +424,11 @@ class SampleSpec(ActorSpec):
 class PracticeSpec(ActorSpec):
     """:class:`PracticeActor`; ``payload`` holds the ``policy`` and ``detector`` checkpoints."""
 
+    acting_key: ClassVar[str | None] = "policy"
     payload: dict[str, Any] | None = None
     threshold: float = 0.0
     min_std: float = 0.0
     name: str = "practice"
-
-    def acting_checkpoint(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """The practising policy's checkpoint."""
-        return payload["policy"]
 
     def build(self, payload: dict[str, Any] | None = None, slots: int = 1) -> Actor:
         """The practising policy, stopped by the detector, on ``slots`` envs."""
