@@ -150,7 +150,9 @@ def data_info(file: Path) -> None:
     except StoreError as err:
         _fail(str(err))
     table = Table(title=str(file), show_header=False)
-    table.add_row("env", str(s.env_id))
+    table.add_row("env", str(s.env_id) if s.env_id or len(s.tasks) < 2 else f"{len(s.tasks)} tasks (multi-task store)")
+    if len(s.tasks) > 1:
+        table.add_row("episodes per task", ", ".join(f"{k}: {v}" for k, v in s.tasks.items()))
     table.add_row("episodes", str(s.episodes))
     table.add_row("steps", str(s.steps))
     table.add_row("success rate", f"{s.success_rate:.3f} ({s.successes}/{s.episodes})")

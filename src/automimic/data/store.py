@@ -64,6 +64,7 @@ class StoreSummary:
     obs_shapes: dict[str, tuple[int, ...]]
     action_shape: tuple[int, ...] | None
     masks: dict[str, int]
+    tasks: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -248,7 +249,7 @@ class EpisodeStore:
             masks = {k: len(v) for k, v in f["mask"].items()} if "mask" in f else {}
             return StoreSummary(str(self.path), env, len(infos), sum(i.length for i in infos),
                                 sum(i.success for i in infos), dict(Counter(i.source for i in infos)),
-                                obs_shapes, action_shape, masks)
+                                obs_shapes, action_shape, masks, dict(Counter(i.env_id for i in infos)))
 
 
 # helpers ----------------------------------------------------------------------------------------
