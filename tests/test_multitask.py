@@ -163,6 +163,8 @@ def test_pretrain_then_adapt_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     store = EpisodeStore(pre / "demos.h5")
     assert store.tasks() == {"metaworld/reach-v3": 2, "metaworld/push-v3": 2} and store.env_id() is None
+    info = runner.invoke(app, ["data", "info", str(pre / "demos.h5")], catch_exceptions=False).output
+    assert "2 tasks (multi-task store)" in info and "metaworld/push-v3: 2" in info
     policy = load_policy(pre / "checkpoints" / "best.pt")
     assert policy.tasks == ("metaworld/reach-v3", "metaworld/push-v3") and policy.steps_to_go is not None
     timing = (pre / "timing.json").read_text()
