@@ -182,11 +182,9 @@ def render(args: argparse.Namespace) -> str:
             found = [c for s in range(10) if (c := cached(args.out / "fewshot" / f"{task}_{mode}_k{k}_s{s}.json"))]
             row.append(summary(found))
         rows.append(row)
-    mean_row = ["**mean**"]
+    mean_row = ["**mean over tasks**"]
     for mode, k in FEWSHOT:
-        found = [c for task in TEST_TASKS for s in range(10)
-                 if (c := cached(args.out / "fewshot" / f"{task}_{mode}_k{k}_s{s}.json"))]
-        mean_row.append(summary(found) if found else "-")
+        mean_row.append(_task_mean(args, mode, k))
     rows.append(mean_row)
     parts.append(markdown(["task"] + [f"{m} BC({k})" for m, k in FEWSHOT], rows))
     det = [[f.stem, f"{c['precision']:.2f} / {c['recall']:.2f}", _fmt(c.get("precision_at_recall_0.5")),
@@ -206,6 +204,23 @@ def render(args: argparse.Namespace) -> str:
                                      c["deterministic"], c["key"])
             parts.append(f"**{f.stem}** (one policy for all tasks, 50 demos per task):\n\n{result.markdown()}")
     return "\n\n".join(parts)
+
+
+def _task_mean(args: argparse.Namespace, mode: str, k: int) -> str:
+    """Mean over the test tasks of each task's mean over seeds, once every task has a cell; the
+    bracket is the t-interval over seeds of the per-seed task means (seeds with all five tasks)."""
+    from automimic.evaluation.stats import seed_interval
+
+    per_seed = {}
+    for s in range(10):
+        cells = [cached(args.out / "fewshot" / f"{task}_{mode}_k{k}_s{s}.json") for task in TEST_TASKS]
+        if all(cells):
+            per_seed[s] = sum(c["successes"] / c["episodes"] for c in cells) / len(cells)
+    if not per_seed:
+        return "-"
+    mean, low, high = seed_interval(list(per_seed.values()))
+    bracket = "" if len(per_seed) < 2 else f" [{low:.2f}, {high:.2f}]"
+    return f"**{mean:.2f}**{bracket} ({len(TEST_TASKS)} tasks x {len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})"
 
 
 def _fmt(x: float | None) -> str:
