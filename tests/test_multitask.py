@@ -72,6 +72,11 @@ def test_rows_carry_their_task_and_unknown_tasks_are_refused():
     assert np.array_equal(data.batch(torch.tensor([0, 35]), history=2, chunk=3)["task"].numpy(), expected[[0, 35]])
     with pytest.raises(ValueError, match=r"task\(s\) \['task/a'\]"):
         Transitions.from_episodes(episodes).with_tasks(episodes, ("task/b",))
+    # Episodes that name no env (an imported file) count as the run's task.
+    unnamed = [_episode("", 0.1, 1)]
+    assert Transitions.from_episodes(unnamed).with_tasks(unnamed, TASKS, default="task/b").task.unique().tolist() == [1]
+    with pytest.raises(ValueError, match=r"task\(s\) \[''\]"):
+        Transitions.from_episodes(unnamed).with_tasks(unnamed, TASKS)
 
 
 def test_new_task_starts_at_the_mean_vector_and_keeps_the_rest(tmp_path):

@@ -176,7 +176,7 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
         model = warm_start(init, steps_to_go)
         freeze_for_finetune(model, finetune)
     if model.tasks:
-        data = data.with_tasks(episodes, model.tasks)
+        data = data.with_tasks(episodes, model.tasks, default=env_id)
     validate = None
     if val_episodes and env_id:
         def validate(p: Policy) -> float:

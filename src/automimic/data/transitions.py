@@ -109,11 +109,14 @@ class Transitions:
         return cls(torch.from_numpy(obs), torch.from_numpy(actions), torch.from_numpy(index), keys,
                    torch.from_numpy(labels), images, torch.from_numpy(first), torch.from_numpy(last))
 
-    def with_tasks(self, episodes: Sequence[Episode], tasks: Sequence[str]) -> "Transitions":
+    def with_tasks(self, episodes: Sequence[Episode], tasks: Sequence[str], default: str = "") -> "Transitions":
         """These rows labelled with their task: the index of each episode's env id in ``tasks`` (the
-        episodes are the ones the rows came from, in the same order). An env id outside ``tasks`` is
-        refused, naming it."""
+        episodes are the ones the rows came from, in the same order). An episode that names no env
+        (imported files often do not) counts as task ``default`` when one is given; any other env id
+        outside ``tasks`` is refused, naming it."""
         vocab = {t: i for i, t in enumerate(tasks)}
+        if default in vocab:
+            vocab[""] = vocab[default]
         unknown = sorted({e.env_id for e in episodes} - set(vocab))
         if unknown:
             raise ValueError(f"episodes of task(s) {unknown} for a policy that knows {list(tasks)}")
