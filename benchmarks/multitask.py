@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from harness import cached, cell, machine_line, markdown, summary
 
 from automimic.algos.bc import BCConfig, train_bc
@@ -68,8 +70,6 @@ def pretrain_cell(args: argparse.Namespace, seed: int, suite: str = "ml45-train"
     t = time.time()
     run_pretrain(PretrainConfig(tasks=suite, demos_per_task=50, workers=args.workers, seed=seed), out,
                  progress=False)
-    import json
-
     timing = json.loads((out / "timing.json").read_text())
     return {**timing, "seconds": time.time() - t, "workers": args.workers}
 
@@ -125,8 +125,6 @@ def detector_cell(args: argparse.Namespace, task: str, seed: int) -> dict[str, A
 
 
 def _cuts(d: list) -> list[float]:
-    import numpy as np
-
     values = np.unique(np.concatenate([np.asarray(x, dtype=np.float64) for x in d]))
     return [float((a + b) / 2) for a, b in zip(values[:-1], values[1:])]
 
@@ -138,8 +136,7 @@ def practice_cell(args: argparse.Namespace, task: str, reward: str, seed: int) -
     t = time.time()
     cfg = PracticeConfig(data=str(demos_of(args, task)), env_id=f"metaworld/{task}", demos=5, reward=reward,
                          budget=args.budget, eval_every=args.budget // 5, eval_episodes=args.episodes, seed=seed,
-                         init=str(pretrain_dir(args, args.pretrain_seed)))
-    cfg.bc = FINETUNE_TRAIN
+                         init=str(pretrain_dir(args, args.pretrain_seed)), bc=FINETUNE_TRAIN)
     out = args.runs / "practice" / f"{task}_{reward}_s{seed}"
     rows = run_practice(cfg, out, progress=False,
                         on_row=lambda row: print(f"  {task} {reward} s={seed}: {row.line()}", flush=True))
