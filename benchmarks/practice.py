@@ -44,6 +44,17 @@ def practice_config(args: argparse.Namespace, demos: Path, task: str, k: int, se
     return from_dict(PracticeConfig, apply_overrides(data, args.set, PracticeConfig))
 
 
+#: PracticeConfig fields that change the BC prior: a variant setting one gets its own BC(k) cells.
+PRIOR_FIELDS = ("policy", "policy_config", "bc", "init", "finetune", "demos", "data")
+
+
+def bc_tag(args: argparse.Namespace) -> str:
+    """Result folder of the BC(k) cells: ``bc``, or ``bc-<tag>`` when ``--set`` changes the prior
+    (an ACT residual variant practises from an ACT prior, not the MLP's)."""
+    changed = {s.split("=", 1)[0].split(".", 1)[0] for s in args.set}
+    return f"bc-{args.tag}" if changed & set(PRIOR_FIELDS) else "bc"
+
+
 def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> dict:
     """Measure one cell (see the module docstring)."""
     env_id = f"metaworld/{task}"
@@ -122,7 +133,7 @@ def main() -> None:
         for method in args.methods:
             for k in ([50] if method == "bc50" else args.ks):
                 for seed in args.seeds:
-                    tag = args.tag if method == "practice" else method
+                    tag = {"practice": args.tag, "bc": bc_tag(args)}.get(method, method)
                     path = args.out / tag / f"{task}_k{k}_s{seed}.json"
                     if args.table_only:
                         res = cached(path)
