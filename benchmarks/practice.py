@@ -27,6 +27,7 @@ from harness import MT10, cached, cell, machine_line, markdown, summary  # bench
 
 from automimic.algos.bc import BCConfig, train_bc  # noqa: E402
 from automimic.algos.practice import PracticeConfig, run_practice, write_report  # noqa: E402
+from automimic.algos.run_config import cpu_sized_base  # noqa: E402
 from automimic.config import apply_overrides, from_dict, to_dict  # noqa: E402
 from automimic.data.store import EpisodeStore  # noqa: E402
 from automimic.evaluation.evaluate import evaluate  # noqa: E402
@@ -39,8 +40,13 @@ METHODS = ("bc", "practice", "seil", "bc50")
 
 def practice_config(args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> PracticeConfig:
     """The practice run of a cell: defaults, the budget, then ``--set`` overrides."""
-    data = to_dict(PracticeConfig(data=str(demos), env_id=f"metaworld/{task}", demos=k, budget=args.budget,
-                                  eval_every=args.eval_every, eval_episodes=args.episodes, seed=seed))
+    fields = dict(data=str(demos), env_id=f"metaworld/{task}", demos=k, budget=args.budget,
+                  eval_every=args.eval_every, eval_episodes=args.episodes, seed=seed)
+    policy = from_dict(PracticeConfig, apply_overrides(to_dict(PracticeConfig(**fields)), args.set,
+                                                       PracticeConfig)).policy
+    # The prior trains at its class's CPU-sized settings, as `automimic improve practice` does.
+    base = cpu_sized_base(PracticeConfig, policy) or PracticeConfig()
+    data = {**to_dict(base), **fields}
     return from_dict(PracticeConfig, apply_overrides(data, args.set, PracticeConfig))
 
 

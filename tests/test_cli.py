@@ -151,3 +151,19 @@ def test_train_bc_takes_env_and_policy_options_and_cpu_sized_defaults_per_policy
     r = invoke("train", "bc", "--data", str(point_demos), "--out", str(tmp_path / "mlp"), "--set", "train.steps=30")
     assert r.exit_code == 0, r.output
     assert yaml.safe_load((tmp_path / "mlp" / "config.yaml").read_text())["train"]["batch_size"] == 256
+
+
+def test_cpu_sized_defaults_reach_every_training_section():
+    """A practice or steps-to-go run trains its prior first: ACT there also starts CPU-sized."""
+    from automimic.algos.bc_rl import BCRLConfig
+    from automimic.algos.practice import PracticeConfig
+    from automimic.algos.run_config import cpu_sized_base
+    from automimic.algos.steps_to_go import StepsToGoConfig
+    from automimic.policies import cpu_train_defaults
+
+    sized = cpu_train_defaults("act")
+    assert sized and sized["batch_size"] < 256
+    for cls, section in ((PracticeConfig, "bc"), (StepsToGoConfig, "sft"), (BCRLConfig, "bc")):
+        base = cpu_sized_base(cls, "act")
+        assert {k: getattr(getattr(base, section), k) for k in sized} == sized, cls.__name__
+    assert cpu_sized_base(PracticeConfig, "mlp") is None

@@ -42,18 +42,17 @@ def _train(algo: str, config: Optional[Path], overrides: list[str], out: Path, *
     from automimic.algos.registry import get
     from automimic.config import load_config
     from automimic.data.store import StoreError
-    from automimic.policies import cpu_train_defaults
-    from automimic.training.loop import TrainConfig
+    from automimic.algos.run_config import cpu_sized_base
 
     try:
         algorithm = get(algo)
         overrides = [*algorithm.overrides, *overrides]
         cfg = load_config(algorithm.config, config, overrides)
-        sized = cpu_train_defaults(getattr(cfg, "policy", "")) if hasattr(cfg, "train") else {}
-        if sized:
-            # The policy class's CPU-sized training settings replace TrainConfig's defaults; the file and
-            # --set still win.
-            cfg = load_config(algorithm.config, config, overrides, base=algorithm.config(train=TrainConfig(**sized)))
+        base = cpu_sized_base(algorithm.config, getattr(cfg, "policy", ""))
+        if base is not None:
+            # The policy class's CPU-sized training settings replace TrainConfig's defaults; the file
+            # and --set still win.
+            cfg = load_config(algorithm.config, config, overrides, base=base)
         return algorithm.run(cfg, out, True, _print_row, **extra)
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))

@@ -22,11 +22,30 @@ to keep ``config.yaml`` reading ``seed, data, env_id, demos, policy, ...``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
-from automimic.policies import check_policy_config
+from automimic.policies import check_policy_config, cpu_train_defaults
 from automimic.policies.multitask import FINETUNE_MODES
+from automimic.training.loop import TrainConfig
+
+
+C = TypeVar("C")
+
+
+def cpu_sized_base(cls: type[C], policy: str) -> C | None:
+    """``cls``'s defaults with policy class ``policy``'s CPU-sized training settings in every
+    training section (``train``, and a prior's ``bc`` or ``sft``), or ``None`` when the class keeps
+    TrainConfig's own (the MLP) or ``cls`` has no training section.
+
+    ACT and Diffusion Policy at TrainConfig's 5,000 x 256 take tens of minutes on two cores where
+    2,000 x 64 learns the same tasks, and a practice run trains its prior before anything else.
+    """
+    sized = cpu_train_defaults(policy)
+    sections = [f.name for f in fields(cls) if f.type in (TrainConfig, "TrainConfig")]
+    if not sized or not sections:
+        return None
+    return cls(**{name: TrainConfig(**sized) for name in sections})
 
 
 @dataclass
