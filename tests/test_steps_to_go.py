@@ -66,6 +66,30 @@ def test_training_loss_adds_weighted_steps_to_go_and_checkpoint_keeps_the_head(t
         _policy(head=None).expected_steps_to_go(obs)
 
 
+def test_detached_head_leaves_the_trunk_to_behaviour_cloning():
+    """With ``detach`` the trunk's gradient is behaviour cloning's alone; shared, the head moves it too."""
+    obs, actions, labels = torch.randn(16, 3), torch.randn(16, 2), torch.arange(16, dtype=torch.float32)
+    batch = {"obs": obs, "actions": actions, "steps_to_go": labels}
+
+    def trunk_grads(detach: bool, total: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        policy = _policy(StepsToGoHeadConfig(bins=10, max_steps=20.0, detach=detach))
+        policy.fit_normalizers(Transitions(obs, actions, torch.zeros(16), ("state",), labels))
+        loss = policy.training_loss(batch)["loss"] if total else policy.loss(batch)["loss"]
+        loss.backward()
+        head = {id(p) for p in policy.steps_to_go.parameters()}
+        return [p.grad.clone() for p in policy.parameters() if id(p) not in head and p.grad is not None]
+
+    bc_only = trunk_grads(detach=False, total=False)
+    assert all(torch.equal(a, b) for a, b in zip(trunk_grads(detach=True, total=True), bc_only))
+    assert not all(torch.allclose(a, b) for a, b in zip(trunk_grads(detach=False, total=True), bc_only))
+    # The detached head still learns: its own parameters get gradients.
+    policy = _policy(StepsToGoHeadConfig(bins=10, max_steps=20.0, detach=True))
+    policy.fit_normalizers(Transitions(obs, actions, torch.zeros(16), ("state",), labels))
+    policy.training_loss(batch)["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.steps_to_go.parameters())
+
+
 class _KnownD(type(_policy())):
     """A policy whose steps-to-go is the first observation feature: d(o) = o[0]."""
 

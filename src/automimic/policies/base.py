@@ -160,7 +160,8 @@ class Policy(nn.Module, abc.ABC):
             return losses
         cfg = self.steps_to_go.config
         obs = batch["obs"] if batch["obs"].dim() == 2 else batch["obs"][:, -1]  # d reads the current step
-        stg = self.steps_to_go.loss(self.features(obs), batch["steps_to_go"])
+        features = self.features(obs)
+        stg = self.steps_to_go.loss(features.detach() if cfg.detach else features, batch["steps_to_go"])
         return {**losses, "bc_loss": losses["loss"], "steps_to_go_loss": stg,
                 "loss": cfg.bc_weight * losses["loss"] + cfg.weight * stg}
 

@@ -29,6 +29,9 @@ class StepsToGoHeadConfig:
         hidden: hidden widths of the head's MLP on top of the policy features (``()``: linear).
         weight: weight of the steps-to-go loss in the supervised objective.
         bc_weight: weight of the policy's own (behaviour-cloning) loss; the paper weights both 1.
+        detach: train the head on the policy's features with no gradient back into them, so the
+            steps-to-go loss cannot change what behaviour cloning learns (ours; the paper shares
+            the trunk, which is ``False``).
     """
 
     bins: int = 50
@@ -36,6 +39,7 @@ class StepsToGoHeadConfig:
     hidden: tuple[int, ...] = (256,)
     weight: float = 1.0
     bc_weight: float = 1.0
+    detach: bool = False
 
     def __post_init__(self) -> None:
         if self.bins < 2:
