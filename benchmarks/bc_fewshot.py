@@ -20,9 +20,8 @@ from automimic.evaluation.evaluate import evaluate
 from automimic.rollout.collect import collect_demos
 from automimic.threads import configure_threads
 from automimic.training.loop import TrainConfig
+from harness import MT10  # benchmarks/ is on the path
 
-MT10 = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
-        "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3"]
 
 
 def main() -> None:

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from automimic.envs.suites import suite_tasks
 from automimic.evaluation.stats import seed_interval, wilson_interval
 
-MT10 = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
-        "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3"]
+#: Meta-World's MT10 task names (without the ``metaworld/`` prefix), from the one suite table.
+MT10 = [t.split("/", 1)[1] for t in suite_tasks("mt10")]
 
 
 def cpu_model() -> str:

@@ -26,9 +26,8 @@ from automimic.algos.seil import SEILConfig, run_seil
 from automimic.rollout.collect import collect_demos
 from automimic.training.loop import TrainConfig
 from automimic.threads import configure_threads
+from harness import MT10  # benchmarks/ is on the path
 
-MT10 = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
-        "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3"]
 VARIANTS = {
     "seil": {},
     "no-ema": {"use_ema": False, "double_practice": True},
