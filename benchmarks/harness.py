@@ -78,3 +78,15 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def task_mean(cells: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """``**mean** [t-interval] (T tasks x n seeds)``: the mean over tasks of each seed's success,
+    over the seeds every task has a cell for; the bracket is the t-interval over those seeds."""
+    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in cells.values()))) if cells else []
+    if not seeds:
+        return "-"
+    per_seed = [sum(c[s]["successes"] / c[s]["episodes"] for c in cells.values()) / len(cells) for s in seeds]
+    mean, low, high = seed_interval(per_seed)
+    bracket = "" if len(seeds) < 2 else f" [{low:.2f}, {high:.2f}]"
+    return f"**{mean:.2f}**{bracket} ({len(cells)} tasks x {len(seeds)} seed{'s' if len(seeds) > 1 else ''})"

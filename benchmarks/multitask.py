@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import cached, cell, machine_line, markdown, summary
+from harness import cached, cell, machine_line, markdown, summary, task_mean
 
 from automimic.algos.bc import BCConfig, train_bc
 from automimic.algos.calibration import choose_threshold, precision_recall
@@ -204,20 +204,9 @@ def render(args: argparse.Namespace) -> str:
 
 
 def _task_mean(args: argparse.Namespace, mode: str, k: int) -> str:
-    """Mean over the test tasks of each task's mean over seeds, once every task has a cell; the
-    bracket is the t-interval over seeds of the per-seed task means (seeds with all five tasks)."""
-    from automimic.evaluation.stats import seed_interval
-
-    per_seed = {}
-    for s in range(10):
-        cells = [cached(args.out / "fewshot" / f"{task}_{mode}_k{k}_s{s}.json") for task in TEST_TASKS]
-        if all(cells):
-            per_seed[s] = sum(c["successes"] / c["episodes"] for c in cells) / len(cells)
-    if not per_seed:
-        return "-"
-    mean, low, high = seed_interval(list(per_seed.values()))
-    bracket = "" if len(per_seed) < 2 else f" [{low:.2f}, {high:.2f}]"
-    return f"**{mean:.2f}**{bracket} ({len(TEST_TASKS)} tasks x {len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})"
+    """Mean over the test tasks of each seed's success (:func:`harness.task_mean`)."""
+    return task_mean({task: {s: c for s in range(10) if (c := cached(args.out / "fewshot" / f"{task}_{mode}_k{k}_s{s}.json"))}
+                      for task in TEST_TASKS})
 
 
 def _fmt(x: float | None) -> str:

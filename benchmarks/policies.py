@@ -94,7 +94,7 @@ def main() -> None:
     p.add_argument("--no-image", action="store_true", help="skip the image-observation row")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--demos", type=Path, default=Path("benchmarks/results/bc_fewshot"))
+    p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/policies"))
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()

@@ -4,7 +4,7 @@
     python benchmarks/seil.py --tasks push-v3 --ks 5 --variants seil   # one cell
     python benchmarks/seil.py --table-only                      # the table of what has finished
 
-Uses the demos recorded by benchmarks/bc_fewshot.py (run it first, or this records them), so the
+Uses the demos recorded by benchmarks/bc_fewshot.py and practice.py (or records them), so the
 k demos and the evaluation seeds are the same as in the BC table. Each (task, k, variant) cell is a
 SEIL run folder under --out and resumes if interrupted; the Markdown table is printed at the end.
 
@@ -26,7 +26,9 @@ from automimic.algos.seil import SEILConfig, run_seil
 from automimic.rollout.collect import collect_demos
 from automimic.training.loop import TrainConfig
 from automimic.threads import configure_threads
-from harness import MT10  # benchmarks/ is on the path
+from harness import MT10, cached  # benchmarks/ is on the path
+
+from automimic.evaluation.stats import wilson_interval
 
 VARIANTS = {
     "seil": {},
@@ -52,8 +54,10 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--demos", type=Path, default=Path("benchmarks/results/bc_fewshot"),
-                   help="folder with <task>_demos.h5 (50 demos each) and BC cells from bc_fewshot.py")
+    p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"),
+                   help="folder with <task>_demos.h5 (50 demos each; the stores of bc_fewshot.py and practice.py)")
+    p.add_argument("--bc", type=Path, default=Path("benchmarks/results/bc_fewshot"),
+                   help="bc_fewshot.py's cells, for the BC(50) column (the run seed's cell)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/seil"))
     p.add_argument("--table-only", action="store_true",
                    help="print the table from the finished cells under --out, running nothing ('-' where missing)")
@@ -68,8 +72,7 @@ def main() -> None:
         collect_demos(f"metaworld/{task}", 50, demos, seed=args.seed, workers=args.workers, progress=False)
         for k in args.ks:
             row = {"task": task, "k": k}
-            bc50 = args.demos / f"{task}_k50.json"
-            row["bc50"] = json.loads(bc50.read_text()) if bc50.exists() else None
+            row["bc50"] = bc50_cell(args, task)
             for variant in args.variants:
                 extra = dict(VARIANTS[variant])
                 if args.selector and variant != "select-all":
@@ -97,13 +100,21 @@ def main() -> None:
     print(render(rows, args.variants))
 
 
+def bc50_cell(args: argparse.Namespace, task: str) -> dict | None:
+    """BC(50) of ``task`` at the run seed from bc_fewshot.py's cells, as ``success`` and Wilson ``ci``."""
+    found = cached(args.bc / f"{task}_k50_s{args.seed}.json")
+    if found is None:
+        return None
+    return {"success": found["successes"] / found["episodes"], "ci": list(wilson_interval(found["successes"],
+                                                                                       found["episodes"]))}
+
+
 def finished_rows(args: argparse.Namespace) -> list[dict]:
     """Table rows from the cells under ``args.out`` that ran all their rounds; missing cells are None."""
     rows = []
     for task in args.tasks:
         for k in args.ks:
-            bc50 = args.demos / f"{task}_k50.json"
-            row = {"task": task, "k": k, "bc50": json.loads(bc50.read_text()) if bc50.exists() else None}
+            row = {"task": task, "k": k, "bc50": bc50_cell(args, task)}
             for variant in args.variants:
                 path = args.out / f"{task}_k{k}_{variant}" / "rounds.jsonl"
                 lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []

@@ -68,7 +68,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--demos", type=Path, default=Path("benchmarks/results/bc_fewshot"))
+    p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/steps_to_go"))
     args = p.parse_args()
     configure_threads()  # $AUTOMIMIC_THREADS, else 1: see automimic.threads
