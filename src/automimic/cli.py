@@ -89,13 +89,19 @@ def main(backend: str = typer.Option("local", help="where rollouts run: local (i
          threads: Optional[int] = typer.Option(None, help="torch threads of this process (training, evaluation); "
                                                           "default $AUTOMIMIC_THREADS, else 1: more threads than "
                                                           "free cores make every job on the machine crawl; "
-                                                          "rollout workers always use 1")) -> None:
+                                                          "rollout workers always use 1"),
+         device: Optional[str] = typer.Option(None, help="where training and learner updates run: auto (CUDA if "
+                                                         "available, else cpu), cpu, cuda or cuda:N; default "
+                                                         "$AUTOMIMIC_DEVICE, else auto; rollouts and evaluation "
+                                                         "always run on the CPU")) -> None:
     """Learn robot policies from a few demonstrations, then improve them in simulation."""
+    from automimic.device import set_device
     from automimic.rollout.collector import set_backend
     from automimic.threads import configure_threads
 
     try:
         configure_threads(threads)
+        set_device(device)
         set_backend(backend, ray_address, envs_per_worker)
     except ValueError as err:
         _fail(str(err))

@@ -9,17 +9,26 @@ actions on the batch's demo rows. With ``bc_filter`` (ROT's soft Q-filtering) th
 only on the demo rows where the critic values the demo action above the actor's own.
 
 Everything random draws from the generator passed in, so updates are a function of the run seed.
+
+The updates run on :func:`~automimic.device.compute_device`. On the CPU the learner trains the
+acting policy in place; on another device (a GPU) it trains ``net``, a copy of the actor, critic
+and normaliser there (the frozen prior stays behind: the replay holds its actions), moves each
+replay batch over, draws its noise on the CPU generator as the CPU path does, and copies the
+weights back into the acting policy (:meth:`OffPolicyLearner.publish`) for rollouts, evaluation
+and checkpoints.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from automimic.data.replay import ReplayBatch
+from automimic.device import compute_device
 from automimic.policies.critic import QEnsemble
 from automimic.policies.prior_actor import PriorActorPolicy
 
@@ -90,33 +99,51 @@ class OffPolicyLearner:
     """Owns the target networks and optimisers around a :class:`PriorActorPolicy`.
 
     Args:
-        policy: the practising policy (its ``actor`` and ``critic`` are trained in place).
+        policy: the practising (acting) policy, on the CPU; its ``actor`` and ``critic`` hold the
+            learned weights after every :meth:`publish` (on the CPU: always, they train in place).
         cfg: the update's settings.
+        device: where the updates run (default :func:`~automimic.device.compute_device`).
+        own_copy: train a separate copy ``net`` even on the CPU, as every other device does (tests
+            check with it that the copy and the acting policy stay in step); default: only off the CPU.
     """
 
-    def __init__(self, policy: PriorActorPolicy, cfg: UpdateConfig) -> None:
+    def __init__(self, policy: PriorActorPolicy, cfg: UpdateConfig, device: torch.device | str | None = None,
+                 own_copy: bool | None = None) -> None:
         self.policy = policy
         self.cfg = cfg
-        self.target_actor = copy.deepcopy(policy.actor).requires_grad_(False)
-        self.target_critic: QEnsemble = copy.deepcopy(policy.critic).requires_grad_(False)
-        self.critic_opt = torch.optim.Adam(policy.critic.parameters(), lr=cfg.critic_lr)
-        self.actor_opt = torch.optim.Adam(policy.actor.parameters(), lr=cfg.actor_lr)
+        self.device = compute_device() if device is None else torch.device(device)
+        if own_copy is None:
+            own_copy = self.device.type != "cpu"
+        #: What the updates train: the acting policy itself, or its copy on ``device``.
+        self.net: PriorActorPolicy = _learning_copy(policy, self.device) if own_copy else policy
+        self.target_actor = copy.deepcopy(self.net.actor).requires_grad_(False)
+        self.target_critic: QEnsemble = copy.deepcopy(self.net.critic).requires_grad_(False)
+        self.critic_opt = torch.optim.Adam(self.net.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = torch.optim.Adam(self.net.actor.parameters(), lr=cfg.actor_lr)
         self.updates = 0
         self._sums = [0.0, 0.0, 0.0, 0.0]
         self._counts = [0, 0]
 
     # ----------------------------------------------------------------------------------------------
     def _target_action(self, state: torch.Tensor, prior: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # Drawn on the CPU generator whatever the device, so the run seed alone fixes the draws.
         noise = torch.randn(prior.shape, generator=generator) * self.cfg.target_noise
-        noise = noise.clamp(-self.cfg.target_noise_clip, self.cfg.target_noise_clip)
-        return self.policy.actor_unit(state, prior, noise, actor=self.target_actor)
+        noise = noise.clamp(-self.cfg.target_noise_clip, self.cfg.target_noise_clip).to(prior.device)
+        return self.net.actor_unit(state, prior, noise, actor=self.target_actor)
+
+    def _here(self, batch: ReplayBatch) -> ReplayBatch:
+        """``batch`` with its tensors on the learner's device (itself on the CPU, where the replay lives)."""
+        if self.device.type == "cpu" and batch.obs.device.type == "cpu":
+            return batch
+        return ReplayBatch(**{f.name: getattr(batch, f.name).to(self.device) for f in dataclasses.fields(batch)})
 
     @torch.no_grad()
     def targets(self, batch: ReplayBatch, generator: torch.Generator,
                 actor: bool = True) -> tuple[torch.Tensor, float]:
         """n-step TD targets ``(B,)`` and the share of rows whose bootstrap action was the actor's
         (``actor`` off: the prior's action is the bootstrap action)."""
-        p = self.policy
+        p = self.net
+        batch = self._here(batch)
         prior_next = batch.next_prior
         state = p.state(batch.next_obs)
         if not actor:
@@ -133,6 +160,7 @@ class OffPolicyLearner:
     def update(self, batch: ReplayBatch, generator: torch.Generator, actor: bool = True) -> None:
         """One critic step (and, every ``actor_every``, one actor step unless ``actor`` is off) on ``batch``,
         whose ``prior`` and ``next_prior`` hold the frozen prior's actions in ``[-1, 1]`` units."""
+        batch = self._here(batch)
         state = self.critic_step(batch, generator, actor)
         self.updates += 1
         if actor and self.updates % self.cfg.actor_every == 0:
@@ -145,7 +173,8 @@ class OffPolicyLearner:
 
         Without ``actor`` the targets bootstrap from the prior's action alone (the critic then
         evaluates the policy that is acting: the prior)."""
-        p, cfg = self.policy, self.cfg
+        p, cfg = self.net, self.cfg
+        batch = self._here(batch)
         y, share = self.targets(batch, generator, actor)
         state = p.state(batch.obs)
         q = p.critic(state, p.to_unit(batch.actions))
@@ -163,7 +192,8 @@ class OffPolicyLearner:
 
     def actor_step(self, state: torch.Tensor, prior: torch.Tensor, batch: ReplayBatch) -> float:
         """One actor step; returns its loss."""
-        p, cfg = self.policy, self.cfg
+        p, cfg = self.net, self.cfg
+        state, prior, batch = state.to(self.device), prior.to(self.device), self._here(batch)
         proposal = p.actor_unit(state, prior)
         for param in p.critic.parameters():
             param.requires_grad_(False)
@@ -192,14 +222,32 @@ class OffPolicyLearner:
     def soft_update(self) -> None:
         """Move the target networks ``tau`` of the way to the online ones."""
         tau = self.cfg.tau
-        for target, source in ((self.target_critic, self.policy.critic), (self.target_actor, self.policy.actor)):
+        for target, source in ((self.target_critic, self.net.critic), (self.target_actor, self.net.actor)):
             for t, s in zip(target.parameters(), source.parameters()):
                 t.lerp_(s, tau)
 
     def sync_targets(self) -> None:
         """Copy the online networks into the targets (after pre-training them)."""
-        self.target_actor.load_state_dict(self.policy.actor.state_dict())
-        self.target_critic.load_state_dict(self.policy.critic.state_dict())
+        self.target_actor.load_state_dict(self.net.actor.state_dict())
+        self.target_critic.load_state_dict(self.net.critic.state_dict())
+
+    def imitation_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The actor's behaviour-cloning loss on a demo ``batch`` (its pre-training), on the learner's device.
+
+        The frozen prior acts on the CPU through the acting policy; only its actions travel.
+        """
+        obs, actions = batch["obs"], batch["actions"]
+        prior = self.policy.prior_unit(obs)
+        d = self.device
+        return self.net.imitation_loss(obs.to(d), actions.to(d), prior.to(d))["loss"]
+
+    def publish(self) -> None:
+        """Copy the learned actor and critic into the acting policy (nothing to do when they are the same)."""
+        if self.net is self.policy:
+            return
+        with torch.no_grad():
+            for name in _LEARNED:
+                getattr(self.policy, name).load_state_dict(getattr(self.net, name).state_dict())
 
     def take_stats(self) -> UpdateStats:
         """Means since the last call, then reset."""
@@ -216,10 +264,28 @@ class OffPolicyLearner:
                 "updates": self.updates, "sums": list(self._sums), "counts": list(self._counts)}
 
     def load(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`state`."""
+        """Inverse of :meth:`state`; the acting policy must hold its checkpointed weights already."""
+        if self.net is not self.policy:
+            with torch.no_grad():
+                for name in (*_LEARNED, "obs_norm"):
+                    getattr(self.net, name).load_state_dict(getattr(self.policy, name).state_dict())
         self.target_actor.load_state_dict(state["target_actor"])
         self.target_critic.load_state_dict(state["target_critic"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.updates = state["updates"]
         self._sums, self._counts = list(state["sums"]), list(state["counts"])
+
+
+#: The parts of a :class:`PriorActorPolicy` that the updates change.
+_LEARNED = ("actor", "critic")
+
+
+def _learning_copy(policy: PriorActorPolicy, device: torch.device) -> PriorActorPolicy:
+    """``policy`` copied to ``device`` without its frozen prior (``base`` is an empty module in the copy).
+
+    The updates read the prior's actions from the replay, never the prior, and a chunked prior acts
+    through NumPy on the CPU; leaving it behind also spares the device its weights.
+    """
+    # An empty module in the prior's place: train()/eval() still reach it, and any use of it fails loudly.
+    return copy.deepcopy(policy, {id(policy.base): torch.nn.Module()}).to(device)

@@ -256,7 +256,7 @@ class OffPolicyRule:
     def begin(self, generator: torch.Generator) -> None:
         """Critic TD steps on the demos; in ``select``/``bc`` the actor is behaviour-cloned alongside."""
         cfg = self.cfg
-        opt = torch.optim.Adam(self.policy.actor.parameters(), lr=cfg.update.actor_lr)
+        opt = torch.optim.Adam(self.learner.net.actor.parameters(), lr=cfg.update.actor_lr)
         clone = cfg.prior != "residual"
         for _ in range(cfg.warmup_updates):
             batch = self.buffer.sample(cfg.update.batch, generator, 1.0, cfg.update.n_step, cfg.update.gamma)
@@ -264,11 +264,12 @@ class OffPolicyRule:
             self.learner.soft_update()
             if clone:
                 idx = torch.randint(len(self.demos), (cfg.update.batch,), generator=generator)
-                loss = self.policy.loss(self.demos.batch(idx))["loss"]
+                loss = self.learner.imitation_loss(self.demos.batch(idx))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
         self.learner.sync_targets()
+        self.learner.publish()
         self.learner.take_stats()
         self.policy.actor_on.fill_(cfg.actor_start == 0)
 
@@ -280,11 +281,14 @@ class OffPolicyRule:
         todo = int(self.updates_due)
         self.updates_due -= todo
         self.policy.train()
+        self.learner.net.train()
         learn_actor = counters["env_steps"] >= cfg.actor_start
         for _ in range(todo):
             self.learner.update(self.buffer.sample(cfg.update.batch, generator, cfg.update.demo_fraction,
                                                    cfg.update.n_step, cfg.update.gamma), generator, actor=learn_actor)
+        self.learner.publish()
         self.policy.actor_on.fill_(learn_actor)
+        self.learner.net.eval()
         self.policy.eval()
         return {"updates": todo}
 

@@ -154,7 +154,7 @@ class ACTPolicy(Policy):
         cls = self.cvae_cls.expand(len(obs), -1, -1)
         obs_token = self.obs_encoder(obs[:, -1:], _last(images))
         tokens = torch.cat([cls, obs_token, self.cvae_action(target)], dim=1) + self.cvae_pos
-        pad = torch.cat([torch.zeros(len(obs), 2, dtype=torch.bool), ~batch["action_mask"]], dim=1)
+        pad = torch.cat([torch.zeros(len(obs), 2, dtype=torch.bool, device=obs.device), ~batch["action_mask"]], dim=1)
         stats = self.to_latent(self.cvae_encoder(tokens, src_key_padding_mask=pad)[:, 0])
         mu, logvar = stats.chunk(2, dim=-1)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
@@ -181,7 +181,8 @@ class ACTPolicy(Policy):
         ACT learns no action noise: the std is a placeholder of 1e-3 that practice's exploration
         floor (``min_std``) replaces, so REINFORCE moves the chunk's first action.
         """
-        mean = self._decode(self._memory(obs, None, torch.zeros(len(obs), self.config.latent_dim)))[:, 0]
+        z = torch.zeros(len(obs), self.config.latent_dim, device=obs.device)
+        mean = self._decode(self._memory(obs, None, z))[:, 0]
         return torch.distributions.Independent(torch.distributions.Normal(mean, torch.full_like(mean, 1e-3)), 1)
 
     def practice_execution(self) -> None:

@@ -362,12 +362,16 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def policy_payload(policy: Policy) -> dict[str, Any]:
-    """The in-memory checkpoint dict (what :func:`save_policy` writes), for sending to workers."""
+    """The in-memory checkpoint dict (what :func:`save_policy` writes), for sending to workers.
+
+    The weights are CPU copies wherever the policy lives, so a checkpoint of a policy trained on a
+    GPU loads on a machine without one and rollout workers never touch the GPU.
+    """
     return {
         "format": CHECKPOINT_FORMAT, "policy": policy.name, "config": dataclasses.asdict(policy.config),
         "obs_dim": policy.obs_dim, "action_dim": policy.action_dim,
         "steps_to_go": dataclasses.asdict(policy.steps_to_go.config) if policy.steps_to_go is not None else None,
-        "state_dict": {k: v.clone() for k, v in policy.state_dict().items()}, "extra": {},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}, "extra": {},
     }
 
 

@@ -144,9 +144,9 @@ class ConditionalResBlock1D(nn.Module):
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding ``(B, dim)`` of integer diffusion timesteps ``(B,)``."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(1, half - 1))
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / max(1, half - 1))
     args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.sin(), args.cos(), torch.zeros(len(t), dim - 2 * half)], dim=-1)
+    return torch.cat([args.sin(), args.cos(), torch.zeros(len(t), dim - 2 * half, device=t.device)], dim=-1)
 
 
 class ConditionalUnet1D(nn.Module):
@@ -285,7 +285,7 @@ class DiffusionPolicy(Policy):
         """DDPM epsilon-prediction MSE on normalised chunks (padding past the episode end included)."""
         x0 = self.normalize_actions(batch["actions"])
         noise = torch.randn_like(x0)
-        t = torch.randint(0, self.config.num_train_timesteps, (len(x0),))
+        t = torch.randint(0, self.config.num_train_timesteps, (len(x0),), device=x0.device)
         noisy = self.train_scheduler.add_noise(x0, noise, t)
         cond = self.model.condition(batch["obs"], batch.get("images"))
         mse = F.mse_loss(self.model.denoiser(noisy, t, cond), noise)

@@ -65,12 +65,13 @@ def crop(images: torch.Tensor, size: int, random: bool) -> torch.Tensor:
     if not random:
         top, left = (h - size) // 2, (w - size) // 2
         return images[:, :, top: top + size, left: left + size]
-    tops = torch.randint(0, h - size + 1, (n,))
-    lefts = torch.randint(0, w - size + 1, (n,))
-    rows = (tops[:, None] + torch.arange(size)[None])[:, None, :, None]
-    cols = (lefts[:, None] + torch.arange(size)[None])[:, None, None, :]
-    return images[torch.arange(n)[:, None, None, None], torch.arange(images.shape[1])[None, :, None, None],
-                  rows, cols]
+    dev = images.device  # a GPU batch draws its windows there: no index tensors cross to and from the host
+    tops = torch.randint(0, h - size + 1, (n,), device=dev)
+    lefts = torch.randint(0, w - size + 1, (n,), device=dev)
+    rows = (tops[:, None] + torch.arange(size, device=dev)[None])[:, None, :, None]
+    cols = (lefts[:, None] + torch.arange(size, device=dev)[None])[:, None, None, :]
+    return images[torch.arange(n, device=dev)[:, None, None, None],
+                  torch.arange(images.shape[1], device=dev)[None, :, None, None], rows, cols]
 
 
 class ObservationEncoder(nn.Module):

@@ -149,7 +149,8 @@ class MultiTaskPolicy(Policy):
 
     def _widen(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs`` ``(B, D)`` or ``(B, H, D)`` with each row's task vector appended to every step."""
-        rows = self._rows if self._rows is not None else torch.full((obs.shape[0],), self.task_index, dtype=torch.long)
+        rows = self._rows if self._rows is not None else torch.full((obs.shape[0],), self.task_index, dtype=torch.long,
+                                                                    device=obs.device)
         vec = self.task_encoder(rows)
         if obs.dim() == 3:
             vec = vec[:, None].expand(-1, obs.shape[1], -1)

@@ -203,8 +203,11 @@ class PriorActorPolicy(FrozenBasePolicy):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Squared error of the actor's proposal on demo actions (``[-1, 1]`` units): its BC pre-training."""
-        obs = batch["obs"]
-        prior = self.prior_unit(obs)
+        return self.imitation_loss(batch["obs"], batch["actions"], self.prior_unit(batch["obs"]))
+
+    def imitation_loss(self, obs: torch.Tensor, actions: torch.Tensor, prior: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`loss` given the prior's actions ``prior`` (``[-1, 1]`` units) at ``obs``: what a learner
+        on another device computes, where the prior (a CPU policy) cannot run."""
         proposal = self.actor_unit(self.state(obs), prior)
-        mse = ((proposal - self.to_unit(batch["actions"])) ** 2).mean()
+        mse = ((proposal - self.to_unit(actions)) ** 2).mean()
         return {"loss": mse, "mse": mse}

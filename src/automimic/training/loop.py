@@ -1,7 +1,13 @@
-"""The one training loop every algorithm uses: AdamW, warm-up + cosine schedule, clipping, resume."""
+"""The one training loop every algorithm uses: AdamW, warm-up + cosine schedule, clipping, resume.
+
+It trains on :func:`~automimic.device.compute_device` (CUDA when available, see :mod:`automimic.device`);
+batches are sampled on the CPU and moved there, validation rollouts run on a CPU copy, and the
+policy it returns, like every checkpoint it writes, is on the CPU.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -12,6 +18,7 @@ from tqdm import tqdm
 
 from automimic.checkpoint_io import read_checkpoint
 from automimic.data.transitions import Transitions
+from automimic.device import compute_device, to_device
 from automimic.policies import Policy, policy_payload, save_policy
 from automimic.training.ema import EMA
 from automimic.training.run_dir import RunDir
@@ -81,8 +88,15 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
     The best policy is chosen by ``validate(policy)`` (higher is better, e.g. success on validation
     seeds) every ``validate_every`` steps, or by the lowest logged training loss without one.
     With ``ema_decay > 0`` the moving average is updated after every step and written to
-    ``checkpoints/ema.pt`` at the end. Returns the policy holding the final weights.
+    ``checkpoints/ema.pt`` at the end. Returns the policy holding the final weights, on the CPU.
+
+    Training runs on :func:`~automimic.device.compute_device`; ``validate`` always gets a policy on
+    the CPU (rollouts step CPU environments).
     """
+    device = compute_device()
+    on_cpu = device.type == "cpu"
+    # Before the optimiser exists, so its state is created beside the weights it updates.
+    policy.to(device)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -96,6 +110,9 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if not on_cpu and state.get("cuda_rng") is not None:
+            # The GPU draws its own training noise (dropout, diffusion noise): resume it too.
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, best = state["step"], state["best"]
         if ema is not None:
             ema.model.load_state_dict(state["ema"])
@@ -109,6 +126,8 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
                    "scheduler": sched.state_dict(), "generator": gen.get_state(),
                    "torch_rng": torch.get_rng_state(), "step": step, "best": best,
                    "ema": ema.model.state_dict() if ema is not None else None}
+        if not on_cpu:
+            payload["cuda_rng"] = torch.cuda.get_rng_state(device)
         tmp = last.with_suffix(".tmp")
         last.parent.mkdir(parents=True, exist_ok=True)
         torch.save(payload, tmp)
@@ -127,7 +146,8 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
     policy.train()
     while step < cfg.steps:
         idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
-        losses = policy.training_loss(data.batch(idx, policy.history, policy.chunk))
+        # Indices come from the CPU generator on every device, so the batches do not depend on it.
+        losses = policy.training_loss(to_device(data.batch(idx, policy.history, policy.chunk), device))
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if cfg.grad_clip > 0:
@@ -143,7 +163,8 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
         if progress and step - first == ESTIMATE_AFTER and step < cfg.steps:
             # One line a user sees early, instead of waiting for the bar to settle on its estimate.
             rate = ESTIMATE_AFTER / max(time.time() - start, 1e-9)
-            tqdm.write(f"training: {cfg.steps - first} steps of {cfg.batch_size} samples, about "
+            where = "" if on_cpu else f" on {device}"
+            tqdm.write(f"training: {cfg.steps - first} steps of {cfg.batch_size} samples{where}, about "
                        f"{(cfg.steps - first) / rate / 60:.1f} min at the first {ESTIMATE_AFTER} steps' "
                        f"{rate:.0f} steps/s")
         log_now = step % cfg.log_every == 0 or step == cfg.steps
@@ -157,7 +178,7 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
             window, t0 = [], time.time()
             if val_now:
                 policy.eval()
-                record["val_success"] = validate(policy)
+                record["val_success"] = validate(policy if on_cpu else copy.deepcopy(policy).cpu())
                 policy.train()
                 consider_best(record["val_success"])
             elif validate is None or cfg.validate_every == 0:
@@ -171,4 +192,4 @@ def train_policy(policy: Policy, data: Transitions, cfg: TrainConfig, run: RunDi
     if ema is not None:
         save_policy(ema.model, run.checkpoint("ema"), extra={"step": step, "decay": cfg.ema_decay})
     policy.eval()
-    return policy
+    return policy.cpu()
