@@ -110,6 +110,21 @@ def test_embedding_finetune_moves_only_task_vectors(tmp_path):
         freeze_for_finetune(build_policy("mlp", {}, 3, 2), "embedding")
 
 
+def test_full_finetune_trains_the_pretrained_head_detached(tmp_path):
+    """The pretrained steps-to-go head keeps learning on the new task, but only behaviour cloning moves the trunk."""
+    from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
+
+    head = StepsToGoHeadConfig(bins=10, max_steps=40.0)
+    pretrained = _fit(tmp_path / "pre", _two_task_episodes(), steps=100, steps_to_go=head)
+    assert not pretrained.steps_to_go.config.detach
+    start = pretrained.with_task("task/c")
+    new = [_episode("task/c", 0.2, 50 + i) for i in range(2)]
+    tuned = _fit(tmp_path / "ft", new, init=start, finetune="full", steps=50)
+    assert tuned.steps_to_go.config.detach
+    moved = {k for k, v in start.state_dict().items() if not torch.equal(v, tuned.state_dict()[k])}
+    assert any(k.startswith("steps_to_go.") for k in moved) and any(not k.startswith("steps_to_go.") for k in moved)
+
+
 def test_checkpoint_keeps_tasks_and_acting_task(tmp_path):
     policy = _fit(tmp_path, _two_task_episodes(), steps=50)
     policy.set_task("task/b")

@@ -186,8 +186,15 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
 
 def warm_start(init: Policy, steps_to_go: StepsToGoHeadConfig | None = None) -> Policy:
     """A trainable copy of ``init`` (same class, config and weights), with a fresh steps-to-go head
-    of config ``steps_to_go`` when ``init`` has none, or ``init``'s own head otherwise."""
-    head = steps_to_go if init.steps_to_go is None else init.steps_to_go.config
+    of config ``steps_to_go`` when ``init`` has none, or ``init``'s own head otherwise.
+
+    ``init``'s own head is fine-tuned *detached*: it keeps learning on the policy's features, but
+    its loss does not move them, so a few demos' steps-to-go labels cannot pull the pretrained
+    trunk away from what behaviour cloning needs. Measured on ML45's 5 test tasks from 5 demos
+    (docs/multitask.md): the shared head left full fine-tuning below BC from scratch; detached, it
+    is above it.
+    """
+    head = steps_to_go if init.steps_to_go is None else dataclasses.replace(init.steps_to_go.config, detach=True)
     # Built like a fresh model (same draws from the global RNG), so a warm-started run samples
     # the same training noise as before warm starts could change class.
     model = build_policy(init.name, dataclasses.asdict(init.config), init.obs_dim, init.action_dim, steps_to_go=head)
