@@ -56,9 +56,11 @@ PRIOR_FIELDS = ("policy", "policy_config", "bc", "init", "finetune", "demos", "d
 
 def bc_tag(args: argparse.Namespace) -> str:
     """Result folder of the BC(k) cells: ``bc``, or ``bc-<tag>`` when ``--set`` changes the prior
-    (an ACT residual variant practises from an ACT prior, not the MLP's)."""
+    (an ACT residual variant practises from an ACT prior, the steps-to-go reward from an SFT prior)."""
     changed = {s.split("=", 1)[0].split(".", 1)[0] for s in args.set}
-    return f"bc-{args.tag}" if changed & set(PRIOR_FIELDS) else "bc"
+    # The steps-to-go reward trains the prior with its head (the SFT stage), which changes the prior.
+    sft = any(s.replace(" ", "") == "reward=steps-to-go" for s in args.set)
+    return f"bc-{args.tag}" if changed & set(PRIOR_FIELDS) or sft else "bc"
 
 
 def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> dict:
