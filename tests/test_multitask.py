@@ -123,6 +123,9 @@ def test_full_finetune_trains_the_pretrained_head_detached(tmp_path):
     assert tuned.steps_to_go.config.detach
     moved = {k for k, v in start.state_dict().items() if not torch.equal(v, tuned.state_dict()[k])}
     assert any(k.startswith("steps_to_go.") for k in moved) and any(not k.startswith("steps_to_go.") for k in moved)
+    # A run whose reward is the head (steps-to-go practice) fine-tunes it shared, as it was pretrained.
+    shared = _fit(tmp_path / "ft-shared", new, init=start, finetune="full", steps=50, shared_head=True)
+    assert not shared.steps_to_go.config.detach
 
 
 def test_checkpoint_keeps_tasks_and_acting_task(tmp_path):

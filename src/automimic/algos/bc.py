@@ -142,7 +142,8 @@ def load_demos(cfg: BCConfig, start: Policy | None = None) -> tuple[list[Episode
 def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy: str = "mlp",
                policy_config: dict[str, Any] | None = None, train: TrainConfig | None = None,
                val_episodes: int = 0, seed: int = 0, init: Policy | None = None, finetune: str = "full",
-               steps_to_go: StepsToGoHeadConfig | None = None, progress: bool = True) -> Policy:
+               steps_to_go: StepsToGoHeadConfig | None = None, shared_head: bool = False,
+               progress: bool = True) -> Policy:
     """Behaviour-clone ``episodes`` into run folder ``out`` (resuming from its ``last.pt`` if present).
 
     Args:
@@ -159,6 +160,8 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
             know the episodes' tasks: :func:`~automimic.policies.multitask.pretrained_start`).
         finetune: with ``init``, which weights train: ``full`` (all) or ``embedding`` (task vectors only).
         steps_to_go: also train a steps-to-go head with this config (labels from successful episodes).
+        shared_head: with ``init``, fine-tune its steps-to-go head on shared features instead of
+            detached ones (see :func:`warm_start`).
     """
     train = dataclasses.replace(train or TrainConfig(), seed=seed)
     seed_everything(seed)
@@ -173,7 +176,7 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
                              data.actions.shape[1], steps_to_go=steps_to_go)
         model.fit_normalizers(data)
     else:
-        model = warm_start(init, steps_to_go)
+        model = warm_start(init, steps_to_go, shared_head)
         freeze_for_finetune(model, finetune)
     if model.tasks:
         data = data.with_tasks(episodes, model.tasks, default=env_id)
@@ -184,17 +187,19 @@ def fit_policy(episodes: list[Episode], env_id: str, out: str | Path, *, policy:
     return train_policy(model, data, train, RunDir(out), validate=validate, progress=progress)
 
 
-def warm_start(init: Policy, steps_to_go: StepsToGoHeadConfig | None = None) -> Policy:
+def warm_start(init: Policy, steps_to_go: StepsToGoHeadConfig | None = None, shared_head: bool = False) -> Policy:
     """A trainable copy of ``init`` (same class, config and weights), with a fresh steps-to-go head
     of config ``steps_to_go`` when ``init`` has none, or ``init``'s own head otherwise.
 
-    ``init``'s own head is fine-tuned *detached*: it keeps learning on the policy's features, but
+    ``init``'s own head is fine-tuned *detached* unless ``shared_head``: it keeps learning on the policy's features, but
     its loss does not move them, so a few demos' steps-to-go labels cannot pull the pretrained
     trunk away from what behaviour cloning needs. Measured on ML45's 5 test tasks from 5 demos, 3
     seeds (docs/multitask.md): BC(5) 0.66 with the shared head, 0.77 detached, 0.72 from scratch.
-    The price is a weaker detector on the fine-tuned head (same page).
+    The price is a weaker detector on the fine-tuned head (same page), so a run whose reward or
+    success detector is that head (steps-to-go practice) fine-tunes it shared, as it was pretrained.
     """
-    head = steps_to_go if init.steps_to_go is None else dataclasses.replace(init.steps_to_go.config, detach=True)
+    head = steps_to_go if init.steps_to_go is None else dataclasses.replace(init.steps_to_go.config,
+                                                                           detach=not shared_head)
     # Built like a fresh model (same draws from the global RNG), so a warm-started run samples
     # the same training noise as before warm starts could change class.
     model = build_policy(init.name, dataclasses.asdict(init.config), init.obs_dim, init.action_dim, steps_to_go=head)

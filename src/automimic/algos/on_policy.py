@@ -197,14 +197,16 @@ def action_bounds(env_id: str, cfg: OnPolicyConfig) -> tuple[np.ndarray, np.ndar
 def initial_policy(demos: list[Episode], env_id: str, out: Path, *, policy: str, policy_config: dict[str, Any],
                    train: TrainConfig, seed: int, warm_start: bool = True, progress: bool = True,
                    steps_to_go: StepsToGoHeadConfig | None = None, init: Policy | None = None,
-                   finetune: str = "full") -> Policy:
+                   finetune: str = "full", shared_head: bool = False) -> Policy:
     """The policy RL starts from: behaviour-cloned on ``demos`` into ``out`` (resumable; with a
     ``steps_to_go`` head if given; fine-tuned from ``init``, a pretrained policy, if given), or,
-    without ``warm_start``, freshly initialised with normalisers fitted on the demos."""
+    without ``warm_start``, freshly initialised with normalisers fitted on the demos. ``shared_head``:
+    see :func:`~automimic.algos.bc.warm_start`."""
     if warm_start or init is not None:
         RunDir(out).write_config({"algo": "bc-warm-start", "env_id": env_id, "train_episodes": len(demos)})
         return fit_policy(demos, env_id, out, policy=policy, policy_config=policy_config, train=train, seed=seed,
-                          steps_to_go=steps_to_go, init=init, finetune=finetune, progress=progress)
+                          steps_to_go=steps_to_go, init=init, finetune=finetune, shared_head=shared_head,
+                          progress=progress)
     seed_everything(seed)
     data = Transitions.from_episodes(demos, policy_config.get("obs_keys"))
     model = build_policy(policy, {**policy_config, "obs_keys": data.obs_keys}, data.obs.shape[1],

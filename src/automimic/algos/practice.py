@@ -380,7 +380,9 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
     base = initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
                           train=cfg.bc, seed=cfg.seed, progress=progress, init=pretrained_policy(cfg.init, env_id),
                           finetune=cfg.finetune,
-                          steps_to_go=cfg.learned_reward.head if cfg.reward == "steps-to-go" else None)
+                          steps_to_go=cfg.learned_reward.head if cfg.reward == "steps-to-go" else None,
+                          # The steps-to-go reward and detector are the head: fine-tuned as pretrained.
+                          shared_head=cfg.reward == "steps-to-go")
     demo_data = Transitions.from_episodes(demos, base.obs_keys)
     with make_collector(cfg.workers, envs_per_worker=cfg.robots, processes=cfg.async_lag > 0) as collector:
         # Before the seeding below: a resumed run reads the calibration back instead of rolling it out.

@@ -266,7 +266,8 @@ def _stage1(cfg: StepsToGoConfig, out: Path, env_id: str, demos: list[Episode], 
     run.write_config({"algo": "steps-to-go-sft", "env_id": env_id, "train_episodes": len(demos)})
     # A finished run returns at once; a cut-short one resumes from its last.pt.
     return fit_policy(demos, env_id, run.path, policy=cfg.policy, policy_config=cfg.policy_config, train=cfg.sft,
-                      seed=cfg.seed, steps_to_go=cfg.head, init=start, finetune=cfg.finetune, progress=progress)
+                      seed=cfg.seed, steps_to_go=cfg.head, init=start, finetune=cfg.finetune,
+                      shared_head=True, progress=progress)  # the head is this method's reward and detector
 
 
 def _calibration(cfg: StepsToGoConfig, out: Path, env_id: str, sft: Policy, collector: Collector) -> Calibration:
