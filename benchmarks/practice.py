@@ -26,7 +26,7 @@ from pathlib import Path
 from harness import MT10, cached, cell, machine_line, markdown, summary  # benchmarks/ is on the path
 
 from automimic.algos.bc import BCConfig, train_bc  # noqa: E402
-from automimic.algos.practice import PracticeConfig, run_practice, write_report  # noqa: E402
+from automimic.algos.practice import PracticeConfig, practice_prior, run_practice, write_report  # noqa: E402
 from automimic.algos.run_config import cpu_sized_base  # noqa: E402
 from automimic.config import apply_overrides, from_dict, to_dict  # noqa: E402
 from automimic.data.store import EpisodeStore  # noqa: E402
@@ -72,11 +72,10 @@ def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: i
         out = args.runs / args.tag / f"{task}_k{k}_s{seed}"
         if method == "bc":
             # The practice run's own prior: the same demos, BC settings and seed, trained once.
-            from automimic.algos.on_policy import initial_policy, rl_setup
+            from automimic.algos.on_policy import rl_setup
 
             _, eps = rl_setup(cfg.data, env_id, k, out, {"algo": "practice", **to_dict(cfg)})
-            policy = initial_policy(eps, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
-                                    train=cfg.bc, seed=seed, progress=False)
+            policy = practice_prior(cfg, eps, env_id, out, progress=False)
             r = evaluate(policy, env_id, args.episodes, seed=seed, workers=1, progress=False)
             return {"successes": r.successes, "episodes": r.episodes, "seconds": time.time() - t}
         rows = run_practice(cfg, out, progress=False, on_row=lambda row: print(f"  {task} k={k} s={seed}: {row.line()}",

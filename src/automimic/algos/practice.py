@@ -62,12 +62,13 @@ from automimic.algos.registry import Algorithm, register
 from automimic.algos.run_config import DemoSource, PolicyChoice, PretrainedStart
 from automimic.algos.schedules import Cycles, Pipelined
 from automimic.config import to_dict
+from automimic.data.episode import Episode
 from automimic.data.replay import ReplayBuffer
 from automimic.data.store import EpisodeStore
 from automimic.data.transitions import Transitions
 from automimic.envs import make_env
 from automimic.evaluation.evaluate import evaluate_episodes
-from automimic.policies import policy_from_payload
+from automimic.policies import Policy, policy_from_payload
 from automimic.policies.prior_actor import PriorActorPolicy
 from automimic.rollout.actors import ActorSpec
 from automimic.rollout.collector import Collector, make_collector
@@ -367,6 +368,18 @@ class _OffPolicy:
         return row
 
 
+def practice_prior(cfg: PracticeConfig, demos: list[Episode], env_id: str, out: Path,
+                   progress: bool = True) -> Policy:
+    """The BC prior of practice run ``cfg`` in ``out/bc`` (trained, or read back when finished): with
+    the steps-to-go reward it carries the head that gives the reward (the SFT stage)."""
+    stg = cfg.reward == "steps-to-go"
+    return initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
+                          train=cfg.bc, seed=cfg.seed, progress=progress, init=pretrained_policy(cfg.init, env_id),
+                          finetune=cfg.finetune, steps_to_go=cfg.learned_reward.head if stg else None,
+                          # The steps-to-go reward and detector are the head: fine-tuned as pretrained.
+                          shared_head=stg)
+
+
 def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
                  on_row: Callable[[PracticeRow], None] | None = None) -> list[PracticeRow]:
     """Run (or resume) off-policy practice into ``out``; one :class:`PracticeRow` per evaluation."""
@@ -377,12 +390,7 @@ def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,
     horizon, low, high = check_practice(cfg, env_id)
     # A finished run given a larger budget practises on from its last cycle.
     env_id, demos = rl_setup(cfg.data, env_id, cfg.demos, out, {"algo": "practice", **to_dict(cfg)}, ("budget",))
-    base = initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
-                          train=cfg.bc, seed=cfg.seed, progress=progress, init=pretrained_policy(cfg.init, env_id),
-                          finetune=cfg.finetune,
-                          steps_to_go=cfg.learned_reward.head if cfg.reward == "steps-to-go" else None,
-                          # The steps-to-go reward and detector are the head: fine-tuned as pretrained.
-                          shared_head=cfg.reward == "steps-to-go")
+    base = practice_prior(cfg, demos, env_id, out, progress)
     demo_data = Transitions.from_episodes(demos, base.obs_keys)
     with make_collector(cfg.workers, envs_per_worker=cfg.robots, processes=cfg.async_lag > 0) as collector:
         # Before the seeding below: a resumed run reads the calibration back instead of rolling it out.
