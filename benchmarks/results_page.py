@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "results.md"
 #: Which script wrote each results folder, and the page that explains it.
-SOURCES = {"practice": ("benchmarks/practice.py", "practice.md"),
+SOURCES = {"bc_fewshot": ("benchmarks/bc_fewshot.py", "bc-fewshot.md"),
+           "practice": ("benchmarks/practice.py", "practice.md"),
            "multitask": ("benchmarks/multitask.py", "multitask.md")}
 
 

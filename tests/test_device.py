@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import CHUNKED_CONFIGS, run_killed_at_update
+from test_practice import _cfg as practice_cfg
 
 import automimic.device as device_mod
 from automimic.algos import practice as practice_mod
@@ -213,12 +214,11 @@ def test_training_losses_create_their_tensors_on_the_batch_device(case, monkeypa
 
 # the off-policy learner's device path, on the CPU ------------------------------------------------------
 def _practice(data, **over) -> PracticeConfig:
-    base = dict(data=str(data), env_id="point/reach", demos=2, budget=1200, prior="select",
-                bc=TrainConfig(steps=100, checkpoint_every=10**6), eval_every=600, eval_episodes=4, utd=0.5,
-                warmup_updates=30, actor_start=300, actor_hidden=(16, 16), critic_hidden=(16, 16), robots=4,
-                update=UpdateConfig(batch=32))
-    base.update(over)
-    return PracticeConfig(**base)
+    """test_practice's small point/reach run, smaller still."""
+    small = dict(budget=1200, bc=TrainConfig(steps=100, checkpoint_every=10**6), eval_every=600, eval_episodes=4,
+                 warmup_updates=30, actor_start=300, actor_hidden=(16, 16), critic_hidden=(16, 16),
+                 update=UpdateConfig(batch=32))
+    return practice_cfg(data, **{**small, **over})
 
 
 class _CopyingLearner(OffPolicyLearner):
