@@ -12,7 +12,7 @@ ROOT = Path(automimic.__file__).parent
 #: Each top-level package or module of automimic and its layer; an import must point to a lower
 #: layer or stay inside its own package (docs: shared DESIGN.md, "Layers import only downward").
 LAYERS = {
-    "__init__": 0, "config": 0, "seeding": 0, "threads": 0, "checkpoint_io": 0,
+    "__init__": 0, "config": 0, "seeding": 0, "threads": 0, "device": 0, "checkpoint_io": 0,
     "envs": 1, "data": 1,
     "policies": 2,
     "rollout": 3, "training": 3,
