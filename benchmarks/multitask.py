@@ -210,8 +210,10 @@ def render(args: argparse.Namespace) -> str:
 
 def _task_mean(args: argparse.Namespace, mode: str, k: int, folder: str = "fewshot") -> str:
     """Mean over the test tasks of each seed's success (:func:`harness.task_mean`)."""
-    return task_mean({task: {s: c for s in range(10) if (c := cached(args.out / folder / f"{task}_{mode}_k{k}_s{s}.json"))}
-                      for task in TEST_TASKS})
+    def by_seed(task: str) -> dict[int, dict[str, Any]]:
+        return {s: c for s in range(10) if (c := cached(args.out / folder / f"{task}_{mode}_k{k}_s{s}.json"))}
+
+    return task_mean({task: by_seed(task) for task in TEST_TASKS})
 
 
 def _fmt(x: float | None) -> str:

@@ -191,9 +191,9 @@ def warm_start(init: Policy, steps_to_go: StepsToGoHeadConfig | None = None, sha
     """A trainable copy of ``init`` (same class, config and weights), with a fresh steps-to-go head
     of config ``steps_to_go`` when ``init`` has none, or ``init``'s own head otherwise.
 
-    ``init``'s own head is fine-tuned *detached* unless ``shared_head``: it keeps learning on the policy's features, but
-    its loss does not move them, so a few demos' steps-to-go labels cannot pull the pretrained
-    trunk away from what behaviour cloning needs. Measured on ML45's 5 test tasks from 5 demos, 3
+    ``init``'s own head is fine-tuned *detached* unless ``shared_head``: it keeps learning on the
+    policy's features, but its loss does not move them, so a few demos' steps-to-go labels cannot
+    pull the pretrained trunk away from what behaviour cloning needs. Measured on ML45's 5 test tasks from 5 demos, 3
     seeds (docs/multitask.md): BC(5) 0.66 with the shared head, 0.77 detached, 0.72 from scratch.
     The price is a weaker detector on the fine-tuned head (same page), so a run whose reward or
     success detector is that head (steps-to-go practice) fine-tunes it shared, as it was pretrained.
