@@ -6,7 +6,9 @@
     python benchmarks/practice.py --methods practice --set prior=residual --tag residual   # a variant
 
 A cell is (method, task, k, seed). Methods:
-  bc        BC(k): the practice run's own BC prior, evaluated (50 episodes, eval seeds of the run seed)
+  bc        BC(k): the practice run's own BC prior, evaluated (50 episodes, eval seeds of the run seed);
+            a variant whose --set changes the prior (policy, bc, ..., or the steps-to-go reward's SFT
+            prior) gets its own cells under bc-<tag>/
   practice  off-policy practice (``automimic improve practice``) with the given budget; its curve is kept
   seil      SEIL(k) with rounds x practice episodes sized to the same budget (its env steps are counted)
   bc50      BC on all 50 demos (k is ignored)
