@@ -28,9 +28,10 @@ from pathlib import Path
 from harness import MT10, cached, cell, machine_line, markdown, summary  # benchmarks/ is on the path
 
 from automimic.algos.bc import BCConfig, train_bc  # noqa: E402
-from automimic.algos.practice import PracticeConfig, practice_prior, run_practice, write_report  # noqa: E402
-from automimic.algos.run_config import cpu_sized_base  # noqa: E402
-from automimic.config import apply_overrides, from_dict, to_dict  # noqa: E402
+from automimic.algos.practice import (PracticeConfig, practice_prior, prior_settings, run_practice,  # noqa: E402
+                                      write_report)
+from automimic.algos.run_config import load_sized_config  # noqa: E402
+from automimic.config import to_dict  # noqa: E402
 from automimic.data.store import EpisodeStore  # noqa: E402
 from automimic.evaluation.evaluate import evaluate  # noqa: E402
 from automimic.rollout.collect import collect_demos  # noqa: E402
@@ -40,29 +41,22 @@ from automimic.training.loop import TrainConfig  # noqa: E402
 METHODS = ("bc", "practice", "seil", "bc50")
 
 
-def practice_config(args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> PracticeConfig:
-    """The practice run of a cell: defaults, the budget, then ``--set`` overrides."""
+def practice_config(args: argparse.Namespace, demos: Path, task: str, k: int, seed: int,
+                    overrides: list[str] | None = None) -> PracticeConfig:
+    """The practice run of a cell: what ``automimic improve practice`` would build (defaults sized to
+    the policy class), the cell's fields, then ``overrides`` (default ``--set``)."""
     fields = dict(data=str(demos), env_id=f"metaworld/{task}", demos=k, budget=args.budget,
                   eval_every=args.eval_every, eval_episodes=args.episodes, seed=seed)
-    policy = from_dict(PracticeConfig, apply_overrides(to_dict(PracticeConfig(**fields)), args.set,
-                                                       PracticeConfig)).policy
-    # The prior trains at its class's CPU-sized settings, as `automimic improve practice` does.
-    base = cpu_sized_base(PracticeConfig, policy) or PracticeConfig()
-    data = {**to_dict(base), **fields}
-    return from_dict(PracticeConfig, apply_overrides(data, args.set, PracticeConfig))
-
-
-#: PracticeConfig fields that change the BC prior: a variant setting one gets its own BC(k) cells.
-PRIOR_FIELDS = ("policy", "policy_config", "bc", "init", "finetune", "demos", "data")
+    sets = args.set if overrides is None else overrides
+    return load_sized_config(PracticeConfig, None, [f"{key}={value}" for key, value in fields.items()] + sets)
 
 
 def bc_tag(args: argparse.Namespace) -> str:
     """Result folder of the BC(k) cells: ``bc``, or ``bc-<tag>`` when ``--set`` changes the prior
     (an ACT residual variant practises from an ACT prior, the steps-to-go reward from an SFT prior)."""
-    changed = {s.split("=", 1)[0].split(".", 1)[0] for s in args.set}
-    # The steps-to-go reward trains the prior with its head (the SFT stage), which changes the prior.
-    sft = any(s.replace(" ", "") == "reward=steps-to-go" for s in args.set)
-    return f"bc-{args.tag}" if changed & set(PRIOR_FIELDS) or sft else "bc"
+    cell = (args, args.demos / "any.h5", "push-v3", 5, 0)
+    same = prior_settings(practice_config(*cell)) == prior_settings(practice_config(*cell, overrides=[]))
+    return "bc" if same else f"bc-{args.tag}"
 
 
 def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> dict:

@@ -40,19 +40,12 @@ def _train(algo: str, config: Optional[Path], overrides: list[str], out: Path, *
     One line per progress row; any input error ends the command with a one-line message.
     """
     from automimic.algos.registry import get
-    from automimic.config import load_config
+    from automimic.algos.run_config import load_sized_config
     from automimic.data.store import StoreError
-    from automimic.algos.run_config import cpu_sized_base
 
     try:
         algorithm = get(algo)
-        overrides = [*algorithm.overrides, *overrides]
-        cfg = load_config(algorithm.config, config, overrides)
-        base = cpu_sized_base(algorithm.config, getattr(cfg, "policy", ""))
-        if base is not None:
-            # The policy class's CPU-sized training settings replace TrainConfig's defaults; the file
-            # and --set still win.
-            cfg = load_config(algorithm.config, config, overrides, base=base)
+        cfg = load_sized_config(algorithm.config, config, [*algorithm.overrides, *overrides])
         return algorithm.run(cfg, out, True, _print_row, **extra)
     except (ValueError, StoreError, FileNotFoundError) as err:
         _fail(str(err))

@@ -368,6 +368,15 @@ class _OffPolicy:
         return row
 
 
+def prior_settings(cfg: PracticeConfig) -> dict[str, Any]:
+    """What :func:`practice_prior` trains the prior from, besides the demos and the seed: two runs
+    with equal settings on the same demos and seed practise from the same prior."""
+    settings = {name: to_dict(cfg)[name] for name in ("policy", "policy_config", "bc", "init", "finetune")}
+    if cfg.reward == "steps-to-go":
+        settings["steps_to_go_head"] = to_dict(cfg.learned_reward.head)
+    return settings
+
+
 def practice_prior(cfg: PracticeConfig, demos: list[Episode], env_id: str, out: Path,
                    progress: bool = True) -> Policy:
     """The BC prior of practice run ``cfg`` in ``out/bc`` (trained, or read back when finished): with

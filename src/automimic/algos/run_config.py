@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from automimic.config import load_config
 from automimic.policies import check_policy_config, cpu_train_defaults
 from automimic.policies.multitask import FINETUNE_MODES
 from automimic.training.loop import TrainConfig
@@ -46,6 +47,15 @@ def cpu_sized_base(cls: type[C], policy: str) -> C | None:
     if not sized or not sections:
         return None
     return cls(**{name: TrainConfig(**sized) for name in sections})
+
+
+def load_sized_config(cls: type[C], path: str | None = None, overrides: list[str] | None = None) -> C:
+    """:func:`~automimic.config.load_config` of ``cls``, with the chosen policy class's CPU-sized
+    training settings (:func:`cpu_sized_base`) in place of TrainConfig's defaults; the file and the
+    overrides still win."""
+    cfg = load_config(cls, path, overrides)
+    base = cpu_sized_base(cls, getattr(cfg, "policy", ""))
+    return cfg if base is None else load_config(cls, path, overrides, base=base)
 
 
 @dataclass
