@@ -25,6 +25,8 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from harness import MT10, cached, cell, machine_line, markdown, summary  # benchmarks/ is on the path
 
 from automimic.algos.bc import BCConfig, train_bc  # noqa: E402
@@ -122,6 +124,9 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=Path("runs/benchmarks/practice"))
     p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"))
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--compare", default="",
+                   help="another practice tag (e.g. default): its cells join the table, and the table ends with "
+                        "the share of that tag's gain over BC(k) this one recovers")
     args = p.parse_args()
     configure_threads(1)  # one thread per process: benchmark processes may run side by side
     print(f"machine: {machine_line()}", flush=True)
@@ -146,6 +151,9 @@ def main() -> None:
                               f" ({res['seconds']:.0f}s)", flush=True)
                     if res is not None:
                         results[(method, task, k, seed)] = res
+                    other = args.out / args.compare / f"{task}_k{k}_s{seed}.json"
+                    if method == "practice" and args.compare and other.exists():
+                        results[("compare", task, k, seed)] = cached(other)
     table = render(results, args)
     print(table)
     if results:
@@ -187,16 +195,44 @@ def plot(results: dict[tuple, dict], args: argparse.Namespace, path: Path) -> No
 
 
 def render(results: dict[tuple, dict], args: argparse.Namespace) -> str:
-    """One row per (task, k): each method's mean over seeds with its intervals."""
+    """One row per (task, k): each method's mean over seeds with its intervals (and ``--compare``'s
+    cells, followed by the share of their gain recovered)."""
+    methods = [*args.methods, *(["compare"] if args.compare else [])]
     rows = []
     for task in args.tasks:
         for k in args.ks:
             row: list[object] = [task, k]
-            for method in args.methods:
+            for method in methods:
                 kk = 50 if method == "bc50" else k
                 row.append(summary([v for (m, t, kx, _), v in results.items() if (m, t, kx) == (method, task, kk)]))
             rows.append(row)
-    return markdown(["task", "k", *args.methods], rows)
+    header = ["task", "k", *args.methods, *([f"practice ({args.compare})"] if args.compare else [])]
+    return markdown(header, rows) + (recovered(results, args) if args.compare else "")
+
+
+def recovered(results: dict[tuple, dict], args: argparse.Namespace) -> str:
+    """Per k: the mean gain over BC(k) of this tag and of ``--compare``, over the tasks and seeds all three
+    cells have, and the share recovered."""
+    def rate(method: str, task: str, k: int, seed: int) -> float | None:
+        res = results.get((method, task, k, seed))
+        return None if res is None else res["successes"] / res["episodes"]
+
+    lines = []
+    for k in args.ks:
+        pairs = {}  # task -> [(gain, compared gain)] over the seeds that have all three cells
+        for (m, task, kx, seed) in results:
+            rates = [rate(x, task, k, seed) for x in ("bc", "practice", "compare")]
+            if m == "practice" and kx == k and None not in rates:
+                pairs.setdefault(task, []).append((rates[1] - rates[0], rates[2] - rates[0]))
+        if not pairs:
+            continue
+        gain = np.mean([np.mean([g for g, _ in v]) for v in pairs.values()])
+        other = np.mean([np.mean([c for _, c in v]) for v in pairs.values()])
+        seeds = ", ".join(f"{t} {len(v)}" for t, v in pairs.items())
+        share = f"{gain / other:.0%}" if other > 0 else "n/a"
+        lines.append(f"\n\nk={k}: mean gain over BC(k) {gain:+.2f} against {other:+.2f} for `{args.compare}`, "
+                     f"{share} recovered (tasks and seeds: {seeds}).")
+    return "".join(lines)
 
 
 if __name__ == "__main__":

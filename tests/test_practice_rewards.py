@@ -75,6 +75,43 @@ def test_ot_rewards_follow_rot_shape_and_sinkhorn_agrees_with_exact_ot():
     assert i_exact == i_soft == 1 and abs(exact.sum() - soft.sum()) < 0.1 * abs(exact.sum()) + 1e-3
 
 
+def test_held_demos_score_reaching_the_goal_at_pace_above_retracing_the_demo_slowly():
+    # A demo records the expert up to success (20 steps here); a practice episode runs to the horizon
+    # (60). As recorded, the uniform marginals make retracing the demo 3x slower a perfect match and
+    # penalise arriving at the demo's pace and resting at the goal. Held at its last state, the demo
+    # ranks them the other way round (exact OT, so the perfect matches are exactly 0).
+    rng = np.random.default_rng(2)
+    demo = np.cumsum(rng.normal(size=(20, 4)), axis=0) + 3.0
+    at_pace = np.concatenate([demo, np.repeat(demo[-1:], 40, axis=0)])
+    slow = np.repeat(demo, 3, axis=0)
+    total = {(name, hold): ot_rewards(x, [demo], "emd", hold=hold)[0].sum()
+             for name, x in (("at pace", at_pace), ("slow", slow)) for hold in (True, False)}
+    assert total[("at pace", True)] == pytest.approx(0.0, abs=1e-9) and total[("slow", True)] < -1.0
+    assert total[("slow", False)] == pytest.approx(0.0, abs=1e-9) and total[("at pace", False)] < -1.0
+    # A demo as long as the episode is used as it is.
+    assert (ot_rewards(at_pace, [slow], "emd", hold=True)[0] == ot_rewards(at_pace, [slow], "emd", hold=False)[0]).all()
+
+
+def test_ot_reward_compares_the_embedding_and_policy_features_are_the_priors_trunk(point_demos):
+    # An embedding that keeps one coordinate scores exactly as episodes that hold only that coordinate.
+    demos = EpisodeStore(point_demos).episodes()[:4]
+    first = OTReward(demos, ("state",), solver="emd", embed=lambda x: x[:, :1])
+    only = [_episode(np.concatenate([d.obs["state"], d.final_obs["state"][None]])[:, :1]) for d in demos]
+    assert np.array_equal(first.episode_rewards(demos[3]), OTReward(only, ("state",), solver="emd").episode_rewards(only[3]))
+    assert not np.array_equal(first.episode_rewards(demos[3]), OTReward(demos, ("state",), solver="emd").episode_rewards(demos[3]))
+    # ``policy`` embeds with the frozen prior's trunk, in eval mode.
+    from automimic.policies.mlp import MLPConfig, MLPPolicy
+    prior = MLPPolicy(MLPConfig(hidden=(8,), obs_noise=0.5), 2, 2)
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    prior.obs_norm.fit(torch.as_tensor(x, dtype=torch.float32))
+    embed = practice_rewards.policy_features(prior)
+    assert not prior.training and embed(x).shape == (5, 8)
+    with torch.no_grad():
+        assert np.allclose(embed(x), prior.features(torch.as_tensor(x, dtype=torch.float32)).numpy())
+    with pytest.raises(ValueError, match="ot_embedding must be one of"):
+        LearnedRewardConfig(ot_embedding="pixels")
+
+
 def test_replay_reward_fn_labels_every_step_and_a_new_version_relabels_demos_too():
     scale = {"k": 1.0, "version": 0}
     buffer = ReplayBuffer(1, 1, 10, reward_fn=lambda o, n: scale["k"] * (o - n)[:, 0],
@@ -95,6 +132,10 @@ def test_reward_diagnostics_by_hand():
     assert out["corr_success"] == pytest.approx(np.corrcoef([3, 1, 4], [1, 0, 1])[0, 1])
     assert out["corr_steps"] == pytest.approx(np.corrcoef([3, 1, 4], [3, 10, 4])[0, 1]) and out["corr_steps"] < 0
     assert np.isnan(reward_diagnostics([np.ones(2)], [True])["corr_success"])
+    # Per step (OT's rewards are <= 0): the means 1, 0.1, 1, not the returns.
+    per_step = reward_diagnostics(rewards, [True, False, True], per_step=True)
+    assert per_step["corr_success"] == pytest.approx(1.0)
+    assert per_step["corr_steps"] == pytest.approx(np.corrcoef([1, 0.1, 1], [3, 10, 4])[0, 1])
 
 
 class _Guarded(dict):
@@ -186,6 +227,10 @@ def test_learned_reward_config_refuses_what_cannot_work():
         LearnedRewardConfig(ot_eps=0.0)
     with pytest.raises(ValueError, match="ot_solver must be one of"):
         LearnedRewardConfig(ot_solver="greenkhorn")
+    # The prior's features embed single states; a chunked prior reads histories.
+    with pytest.raises(ValueError, match="ot_embedding=policy: a chunked policy"):
+        practice_rewards.check_learned_reward("ot", LearnedRewardConfig(), "act", True, {}, 10_000, 100)
+    practice_rewards.check_learned_reward("ot", LearnedRewardConfig(ot_embedding="obs"), "act", True, {}, 10_000, 100)
 
 
 class _LikesAnyActionButZero(torch.nn.Module):
