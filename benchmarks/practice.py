@@ -4,6 +4,7 @@
     python benchmarks/practice.py --tasks reach-v3 push-v3 pick-place-v3 peg-insert-side-v3 --ks 5 --seeds 0 1 2
     python benchmarks/practice.py --table-only                                 # tables and plot from the cache
     python benchmarks/practice.py --methods practice --set prior=residual --tag residual   # a variant
+    python benchmarks/practice.py --table-only --set reward=ot --tag ot --compare default  # + share of its gain
 
 A cell is (method, task, k, seed). Methods:
   bc        BC(k): the practice run's own BC prior, evaluated (50 episodes, eval seeds of the run seed);

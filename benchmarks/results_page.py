@@ -21,7 +21,8 @@ PAGE = ROOT / "docs" / "results.md"
 #: Which script wrote each results folder, and the page that explains it.
 SOURCES = {"bc_fewshot": ("benchmarks/bc_fewshot.py", "bc-fewshot.md"),
            "practice": ("benchmarks/practice.py", "practice.md"),
-           "multitask": ("benchmarks/multitask.py", "multitask.md")}
+           "multitask": ("benchmarks/multitask.py", "multitask.md"),
+           "ot_ranking": ("benchmarks/ot_ranking.py", "practice.md")}
 
 
 def render() -> str:

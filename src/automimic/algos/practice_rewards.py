@@ -66,7 +66,9 @@ class LearnedRewardConfig:
     """Settings of the learned reward sources of off-policy practice (``reward`` = ``steps-to-go`` or ``ot``).
 
     Args:
-        head: the BC prior's steps-to-go head (``steps-to-go``).
+        head: the BC prior's steps-to-go head (``steps-to-go``); detached from the trunk by default,
+            so that the prior trained from scratch is plain BC plus a head reading its features (a
+            pretrained ``init`` fine-tunes its own head on shared features instead).
         threshold: detector threshold ``s``; ``None`` calibrates it on held-out rollouts of the prior.
         calibrate_episodes: those rollouts (their env steps come out of the budget).
         calibrate_noise: action noise on them, so that some fail.
@@ -87,7 +89,9 @@ class LearnedRewardConfig:
         refresh_lr: learning rate of the refresh.
     """
 
-    head: StepsToGoHeadConfig = field(default_factory=StepsToGoHeadConfig)
+    # Detached by default: on one trunk the head's loss cost BC on reach and push (3 seeds each:
+    # 0.41 and 0.48 against 0.59 and 0.62; docs/practice.md), and an SFT prior below BC starts behind.
+    head: StepsToGoHeadConfig = field(default_factory=lambda: StepsToGoHeadConfig(detach=True))
     threshold: float | None = None
     calibrate_episodes: int = 50
     calibrate_noise: float = 0.3
@@ -155,7 +159,7 @@ def reward_diagnostics(rewards: list[np.ndarray], success: list[bool], per_step:
     episodes stop at success, and their returns would sum fewer non-positive terms for a shorter
     episode whatever it did (measured: OT returns on push-v3 correlated with success at r 0.97 on
     evaluation episodes, while among episodes all run to the horizon success still outscored
-    failure only 69% of the time; ``benchmarks/ot_ranking.py``).
+    failure only 67% of the time; ``benchmarks/ot_ranking.py``, observations as recorded).
     """
     scores = np.asarray([float(np.mean(r) if per_step else np.sum(r)) for r in rewards])
     return {"corr_success": correlation(scores, np.asarray(success, np.float64)),
