@@ -37,7 +37,7 @@ import numpy as np
 from harness import cached, cell, machine_line, markdown
 
 from automimic.algos.on_policy import rl_setup
-from automimic.algos.ot_reward import OTReward, ot_rewards
+from automimic.algos.ot_reward import OTReward
 from automimic.algos.practice import PracticeConfig, practice_prior
 from automimic.algos.practice_rewards import policy_features
 from automimic.algos.run_config import load_sized_config
@@ -85,8 +85,7 @@ def run_cell(args: argparse.Namespace, task: str, k: int, seed: int) -> dict:
     scores = {}
     for embedding, hold in PAIRS:
         source = OTReward(demos, prior.obs_keys, hold=hold, embed=embeds[embedding])
-        returns = np.array([ot_rewards(source.normalise(source.embedded(e)[1:]), source.demos, hold=hold)[0].sum()
-                            for e in episodes])
+        returns = np.array([source.episode_rewards(e).sum() for e in episodes])
         scores[f"{embedding}/{'held' if hold else 'as recorded'}"] = {
             "auc": auc(returns, success), "success_return": float(returns[success].mean()) if success.any() else None,
             "failure_return": float(returns[~success].mean()) if (~success).any() else None}
