@@ -61,10 +61,12 @@ def relative_positions(states: np.ndarray) -> np.ndarray:
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """ROC AUC of ``scores`` for boolean ``labels`` (ties count half; NaN without both classes)."""
+    from scipy.stats import mannwhitneyu
+
     pos, neg = scores[labels], scores[~labels]
     if not len(pos) or not len(neg):
         return float("nan")
-    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
+    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))  # AUC = U / (n1 n2)
 
 
 def run_cell(args: argparse.Namespace, task: str, k: int, seed: int) -> dict:
