@@ -48,6 +48,10 @@ def test_a_spec_is_a_suite_or_a_task_list_less_the_excluded():
     assert resolve_tasks("push-v3, metaworld/reach-v3,push-v3") == ["metaworld/push-v3", "metaworld/reach-v3"]
     assert suite_label("mt10") == "mt10" and suite_label("push-v3,metaworld/reach-v3") == "push+reach"
     assert suite_label(",".join(suite_tasks("mt10"))).startswith("tasks-10-")
+    # A partial evaluation gets its own files, so it cannot overwrite the whole suite's.
+    assert suite_label("mt50", ["push-v3", "metaworld/reach-v3"]) == "mt50-without-push+reach"
+    assert suite_label("mt50", ["push-v3,reach-v3"]) == "mt50-without-push+reach"
+    assert suite_label("mt50", []) == "mt50"
 
 
 @pytest.mark.parametrize("spec, exclude, expected", [
@@ -154,10 +158,10 @@ def test_eval_suite_from_the_command_line(policy, tmp_path):
     r = CliRunner().invoke(app, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "| metaworld/push-v3 | hard |" in r.output and "**mean** (2 tasks)" in r.output
-    saved = MultiTaskResult.load(run / "eval_push+reach+pick-place.json")
+    saved = MultiTaskResult.load(run / "eval_push+reach+pick-place-without-pick-place.json")
     assert [x.env_id for x in saved.results] == ["metaworld/push-v3", "metaworld/reach-v3"]
-    assert (run / "eval_push+reach+pick-place.md").read_text() == saved.markdown()
-    assert (run / "eval_push+reach+pick-place.cache.json").exists()
+    assert (run / "eval_push+reach+pick-place-without-pick-place.md").read_text() == saved.markdown()
+    assert (run / "eval_push+reach+pick-place-without-pick-place.cache.json").exists()
     r = CliRunner().invoke(app, ["eval", str(run), "--suite", "mt11"], catch_exceptions=False)
     assert r.exit_code == 2 and "unknown suite or Meta-World task 'mt11'" in r.output
 

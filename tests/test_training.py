@@ -73,6 +73,21 @@ def test_resume_refuses_a_changed_config(point_demos, tmp_path):
         train_bc(bc_config(point_demos, steps=50, seed=1), tmp_path / "r", progress=False)
 
 
+def test_a_refused_resume_names_each_changed_leaf_with_its_old_and_new_value(tmp_path):
+    from automimic.training.run_dir import RunDir
+
+    run = RunDir(tmp_path / "r")
+    run.write_config({"seed": 0, "learned_reward": {"source": "ot", "scale": 1.0}, "budget": 10})
+    with pytest.raises(ValueError) as err:
+        run.write_config({"seed": 0, "learned_reward": {"source": "ot", "scale": 2.0, "hold": True}, "budget": 20},
+                         growable=("budget",))
+    message = str(err.value)
+    assert "learned_reward.hold absent -> true; learned_reward.scale 1.0 -> 2.0" in message
+    assert "budget 10 -> 20" in message and "seed" not in message
+    assert len(message.splitlines()) == 1
+    assert run.read_config()["learned_reward"] == {"source": "ot", "scale": 1.0}  # nothing overwritten
+
+
 def test_select_episodes_spreads_evenly():
     assert select_episodes(list(range(50)), 5) == [0, 12, 24, 37, 49]
     assert select_episodes(list(range(50)), 1) == [0]

@@ -400,8 +400,9 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
     RUN is any run folder: its config.yaml names the algorithm, which says which policy is
     evaluated (a training run's best or last checkpoint, the last round of SEIL or DAgger, the
     policy after RL or practice). See ``automimic algos``. With ``--suite``, every task of the suite
-    (per task, per difficulty tier, mean) into RUN/eval_<suite>.json and .md; an interrupted suite
-    evaluation continues from RUN/eval_<suite>.cache.json when run again.
+    (per task, per difficulty tier, mean) into RUN/eval_<suite>.json and .md (``--exclude`` adds
+    ``-without-<tasks>`` to the name); an interrupted suite evaluation continues from
+    RUN/eval_<suite>.cache.json when run again.
     """
     from automimic.algos.registry import load_folder_policy, of_folder
     from automimic.envs.suites import resolve_tasks, suite_label
@@ -417,7 +418,7 @@ def eval_cmd(run: Path = typer.Argument(..., help="run folder"),
         policy, which = load_folder_policy(run, checkpoint)
         if suite is not None:
             tasks = resolve_tasks(suite, exclude)
-            label = suite_label(suite)
+            label = suite_label(suite, exclude)
             result = evaluate_tasks(policy, tasks, episodes, seed=seed, workers=workers, horizon=horizon,
                                     deterministic=not sample, cache=run / f"eval_{label}.cache.json",
                                     key=f"{which}:{policy_digest(policy)}")

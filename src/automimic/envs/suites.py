@@ -95,17 +95,23 @@ def resolve_tasks(spec: str, exclude: Sequence[str] = ()) -> list[str]:
     return left
 
 
-def suite_label(spec: str) -> str:
+def suite_label(spec: str, exclude: Sequence[str] = ()) -> str:
     """A file-name-safe name for ``spec``: the suite name, or the short task names joined by ``+``
-    (``push+reach``), or ``tasks-<N>`` with a digest when that would be long."""
+    (``push+reach``), or ``tasks-<N>`` with a digest when that would be long; with ``exclude`` it
+    ends in ``-without-`` and the left-out tasks named the same way, so a partial evaluation never
+    overwrites the whole suite's files."""
     spec = spec.strip()
-    if spec.lower() in SUITES:
-        return spec.lower()
-    names = [n.strip().removeprefix(PREFIX).removesuffix("-v3") for n in spec.split(",") if n.strip()]
-    label = "+".join(dict.fromkeys(names))
+    label = spec.lower() if spec.lower() in SUITES else _names_label(spec.split(","))
+    dropped = [n for item in exclude for n in item.split(",")]
+    return f"{label}-without-{_names_label(dropped)}" if any(n.strip() for n in dropped) else label
+
+
+def _names_label(names: Sequence[str]) -> str:
+    short = [n.strip().removeprefix(PREFIX).removesuffix("-v3") for n in names if n.strip()]
+    label = "+".join(dict.fromkeys(short))
     if len(label) <= 60:
         return label
-    return f"tasks-{len(names)}-{hashlib.sha1(label.encode()).hexdigest()[:8]}"
+    return f"tasks-{len(short)}-{hashlib.sha1(label.encode()).hexdigest()[:8]}"
 
 
 def tier_of(env_id: str) -> str | None:

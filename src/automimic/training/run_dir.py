@@ -62,7 +62,8 @@ class RunDir:
             grown = [k for k in changed if k in growable and isinstance(old.get(k), (int, float))
                      and isinstance(new.get(k), (int, float)) and new[k] > old[k]]
             if grown != changed:
-                raise ValueError(f"{self.config_path}: run exists with a different config (fields {changed}); "
+                raise ValueError(f"{self.config_path}: run exists with a different config "
+                                 f"({'; '.join(config_changes(old, new))}); "
                                  + (f"only {', '.join(growable)} may grow on resume; " if growable else "")
                                  + "use a new --out or delete the folder")
         tmp = self.config_path.with_suffix(".tmp")
@@ -124,3 +125,28 @@ def append_row(path: str | os.PathLike, row: Any) -> None:
     """Append one dataclass row to a JSON-lines progress file."""
     with open(path, "a") as f:
         f.write(json.dumps(dataclasses.asdict(row)) + "\n")
+
+
+_ABSENT = object()
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every leaf where two resolved configs differ, as ``dotted.field old -> new`` (``absent`` where a
+    field exists on one side only): what a refused resume names, so a user sees it was, say, a
+    learned-reward setting that a newer version added, not just ``learned_reward``."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key} {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = "absent" if value is _ABSENT else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
