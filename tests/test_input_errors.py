@@ -160,6 +160,12 @@ def test_a_bad_policy_config_writes_nothing(tmp_path, point_demos):
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.parametrize("value, message", [("abc", "policy_config.hidden: expected tuple[int, ...], got 'abc'"),
+                                            ("[8, x]", "policy_config.hidden: expected tuple[int, ...], got [8, 'x']")])
+def test_a_policy_config_value_of_the_wrong_type_is_named(tmp_path, point_demos, value, message):
+    train_refused(tmp_path, point_demos, message, extra=("--set", f"policy_config.hidden={value}"))
+
+
 def test_a_section_seed_that_the_run_seed_would_replace(tmp_path, point_demos):
     train_refused(tmp_path, point_demos, "train.seed is replaced by the run's seed", extra=("--set", "train.seed=3"))
 

@@ -55,3 +55,15 @@ def test_correction_is_bounded_frozen_base_and_checkpoint_roundtrip(point_demos)
     np.testing.assert_array_equal(again.act(obs.numpy()), residual.act(obs.numpy()))
     with pytest.raises(ValueError, match="scale must be > 0"):
         build_policy("residual", {"base_config": {"obs_keys": ["state"]}, "scale": 0.0}, 6, 2)
+
+
+def test_residual_rl_refuses_a_bad_base_config_before_any_work(point_demos, tmp_path):
+    from typer.testing import CliRunner
+
+    from automimic.cli import app
+
+    out = tmp_path / "r"
+    r = CliRunner().invoke(app, ["train", "residual", "--data", str(point_demos), "--out", str(out),
+                                 "--set", "base_config.hiden=[8]"])
+    assert r.exit_code == 2 and "unknown field(s) ['hiden'] for policy 'mlp'" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists()

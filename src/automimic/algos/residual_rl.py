@@ -24,6 +24,7 @@ from automimic.algos.registry import Algorithm, register
 from automimic.algos.run_config import DemoSource
 from automimic.config import to_dict
 from automimic.data.transitions import Transitions
+from automimic.policies import check_policy_config
 from automimic.policies.residual import ResidualPolicy
 from automimic.training.loop import TrainConfig
 
@@ -54,6 +55,7 @@ class ResidualRLConfig(DemoSource):
         super().__post_init__()
         if self.scale <= 0:
             raise ValueError(f"scale must be > 0, got {self.scale}")
+        check_policy_config(self.base, self.base_config)  # before the base's BC stage, not after it
 
 
 def run_residual_rl(cfg: ResidualRLConfig, out: str | Path, progress: bool = True,

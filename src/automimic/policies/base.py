@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from automimic.checkpoint_io import read_checkpoint
+from automimic.config import from_dict
 from automimic.data.normalize import Normalizer
 from automimic.data.transitions import Transitions
 from automimic.policies.steps_to_go_head import StepsToGoHead, StepsToGoHeadConfig
@@ -248,7 +249,9 @@ def check_policy_config(name: str, config: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"policy_config: unknown field(s) {unknown} for policy {name!r}; valid: {sorted(valid)}")
     try:
-        cls(**_tuples(config))
+        # Typed field by field first, so a wrong type is named ("policy_config.hidden: expected ...")
+        # rather than surfacing as whatever comparison the config's own checks trip over.
+        from_dict(cls, dict(config), "policy_config")
     except TypeError as err:
         raise ValueError(f"policy_config for policy {name!r}: {err}") from None
 
