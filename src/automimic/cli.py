@@ -55,6 +55,10 @@ def _train(algo: str, config: Optional[Path], overrides: list[str], out: Path, *
 INIT_OPTION = typer.Option(None, help="start from this pretrained policy (a run folder of automimic pretrain, "
                                       "or any policy run folder or .pt)")
 FINETUNE_OPTION = typer.Option("full", help="with --init: full (every weight) or embedding (the task vectors only)")
+# The options most commands share, written once so their help reads the same everywhere.
+DEMOS_OPTION = typer.Option(..., help="HDF5 store with the expert demos")
+OUT_OPTION = typer.Option(..., help="run folder (resumes if it exists)")
+ENV_OPTION = typer.Option(None, help="env id (default: the store's)")
 
 
 def _init_overrides(init: Optional[Path], finetune: str) -> list[str]:
@@ -204,7 +208,7 @@ def data_export(file: Path = typer.Argument(..., help="HDF5 episode store"),
 
 @train_app.command("bc")
 def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
-                 out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+                 out: Path = OUT_OPTION,
                  env: Optional[str] = typer.Option(None, help="env id for checks and validation (default: the "
                                                               "store's)"),
                  policy: Optional[str] = typer.Option(None, help="policy class: mlp (default), act, diffusion"),
@@ -223,7 +227,7 @@ def train_bc_cmd(data: Path = typer.Option(..., help="HDF5 episode store"),
 def pretrain(tasks: str = typer.Option("ml45-train", help="a suite (ml45-train, mt10, mt50, ...) or comma-separated "
                                                           "env ids"),
              exclude: list[str] = typer.Option([], help="a task to leave out (repeatable)"),
-             out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
+             out: Path = OUT_OPTION,
              demos_per_task: int = typer.Option(50, min=1, help="expert demos recorded per task"),
              policy: Optional[str] = typer.Option(None, help="policy class inside the task conditioning: mlp "
                                                             "(default), act, diffusion"),
@@ -241,9 +245,9 @@ def pretrain(tasks: str = typer.Option("ml45-train", help="a suite (ml45-train, 
 
 
 @train_app.command("dagger")
-def train_dagger_cmd(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
-                     out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
-                     env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+def train_dagger_cmd(data: Path = DEMOS_OPTION,
+                     out: Path = OUT_OPTION,
+                     env: Optional[str] = ENV_OPTION,
                      rounds: int = typer.Option(4, min=0, help="DAgger rounds after the BC round"),
                      config: Optional[Path] = typer.Option(None, help="YAML file of DAggerConfig fields"),
                      set_: list[str] = typer.Option([], "--set", help="override, e.g. --set beta_schedule=exponential"),
@@ -267,9 +271,9 @@ def _train_rl(algo: str, data: Path, out: Path, env: Optional[str], iterations: 
 def _rl_command(algo: str, config_name: str, summary: str) -> None:
     """Register ``automimic train <algo>``; the four RL commands differ only in these three words."""
 
-    def command(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
-                out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
-                env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+    def command(data: Path = DEMOS_OPTION,
+                out: Path = OUT_OPTION,
+                env: Optional[str] = ENV_OPTION,
                 iterations: int = typer.Option(20, min=0, help="PPO iterations"),
                 config: Optional[Path] = typer.Option(None, help=f"YAML file of {config_name} fields"),
                 set_: list[str] = typer.Option([], "--set", help="override, e.g. --set rl.steps_per_iteration=4096"),
@@ -291,9 +295,9 @@ _rl_command("residual", "ResidualRLConfig", "Residual RL: freeze a BC policy, PP
 
 
 @improve_app.command("seil")
-def improve_seil(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
-                 out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
-                 env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+def improve_seil(data: Path = DEMOS_OPTION,
+                 out: Path = OUT_OPTION,
+                 env: Optional[str] = ENV_OPTION,
                  rounds: int = typer.Option(4, min=0, help="self-evolution rounds after the BC round"),
                  init: Optional[Path] = INIT_OPTION,
                  finetune: str = FINETUNE_OPTION,
@@ -307,9 +311,9 @@ def improve_seil(data: Path = typer.Option(..., help="HDF5 store with the expert
 
 
 @improve_app.command("steps-to-go")
-def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
-                        out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
-                        env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+def improve_steps_to_go(data: Path = DEMOS_OPTION,
+                        out: Path = OUT_OPTION,
+                        env: Optional[str] = ENV_OPTION,
                         iterations: int = typer.Option(20, min=0, help="practice iterations"),
                         robots: int = typer.Option(8, min=1, help="simulated robots each worker steps together"),
                         init: Optional[Path] = INIT_OPTION,
@@ -328,9 +332,9 @@ def improve_steps_to_go(data: Path = typer.Option(..., help="HDF5 store with the
 
 
 @improve_app.command("practice")
-def improve_practice(data: Path = typer.Option(..., help="HDF5 store with the expert demos"),
-                     out: Path = typer.Option(..., help="run folder (resumes if it exists)"),
-                     env: Optional[str] = typer.Option(None, help="env id (default: the store's)"),
+def improve_practice(data: Path = DEMOS_OPTION,
+                     out: Path = OUT_OPTION,
+                     env: Optional[str] = ENV_OPTION,
                      demos: int = typer.Option(0, min=0, help="demos to use, spread over the store (0: all)"),
                      reward: str = typer.Option("success", help="success (sparse, from the simulator), env (the env's "
                                                                 "own reward), or learned without reading either: "
