@@ -5,6 +5,7 @@
     python benchmarks/multitask.py detector --seeds 0 1 2         # steps-to-go detector of the adapted head
     python benchmarks/multitask.py practice --tasks door-lock-v3  # success vs steps-to-go practice from the start
     python benchmarks/multitask.py suite --suite mt10             # one policy on MT10 from 50 demos per task
+    python benchmarks/multitask.py timing --policies mlp act diffusion  # pretraining throughput per class
     python benchmarks/multitask.py table                          # tables from the cache only
 
 Stages and their cells (each a JSON under ``benchmarks/results/multitask/<stage>/``, committed, so
@@ -23,6 +24,10 @@ an interrupted run resumes; run folders go to ``--runs``):
   with the simulator's success as reward and with the steps-to-go reward (which reads no success).
 * ``suite``: ``automimic pretrain`` on a whole suite (MT10, MT50) and ``eval --suite`` on it: the
   multi-task policy's success per task, per difficulty tier, and the mean.
+* ``timing``: per policy class, ``--timing-steps`` training steps of the ML45 pretraining (its
+  recording copied, its batch of 512 rows), timed from the training loop's samples/s; the full
+  pretraining's training time is projected from it (a projection, labelled so: a full ACT or
+  Diffusion Policy pretraining does not fit a session on two cores).
 
 Every process uses one torch thread. Timings name the CPU and the load average when written.
 """
@@ -167,6 +172,33 @@ def suite_cell(args: argparse.Namespace, suite: str, seed: int) -> dict[str, Any
     return {**result.to_dict(), "eval_seconds": time.time() - t}
 
 
+def timing_cell(args: argparse.Namespace, policy: str) -> dict[str, Any]:
+    """Training throughput of a ``policy``-class ML45 pretraining, and the projected full training time."""
+    import shutil
+
+    from automimic.algos.pretrain import PRETRAIN_TRAIN
+
+    out = args.runs / f"timing-{policy}_s{args.pretrain_seed}"
+    ml45 = pretrain_dir(args, args.pretrain_seed) / "demos.h5"
+    if not (out / "demos.h5").exists():
+        if not ml45.exists():
+            raise SystemExit(f"{ml45}: run the pretrain stage first (its recording is what is trained on)")
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ml45, out / "demos.h5")
+    log_every = max(args.timing_steps // 4, 1)
+    train = TrainConfig(**{**PRETRAIN_TRAIN, "steps": args.timing_steps, "log_every": log_every,
+                           "checkpoint_every": 10 ** 9})
+    run_pretrain(PretrainConfig(policy=policy, train=train, seed=args.pretrain_seed, workers=args.workers), out,
+                 progress=False)
+    rates = [json.loads(line)["samples_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()
+             if "samples_per_s" in line]
+    rate = float(np.median(rates[1:] or rates))  # the first interval carries the start-up
+    full = PRETRAIN_TRAIN["steps"] * PRETRAIN_TRAIN["batch_size"]
+    return {"policy": policy, "steps": args.timing_steps, "batch_size": train.batch_size, "samples_per_s": rate,
+            "projected_train_min": full / rate / 60, "projected_for": f"{PRETRAIN_TRAIN['steps']} x "
+                                                                  f"{PRETRAIN_TRAIN['batch_size']}"}
+
+
 def render(args: argparse.Namespace) -> str:
     """The tables, from the cached cells only."""
     parts = []
@@ -199,6 +231,11 @@ def render(args: argparse.Namespace) -> str:
             for f in sorted((args.out / folder).glob("*.json")) if (c := cached(f))]
     if prac:
         parts.append(markdown(["cell", "start (fine-tuned BC(5))", "after practice", "env steps"], prac))
+    timing = [[c["policy"], f"{c['samples_per_s']:.0f}", f"{c['projected_train_min']:.0f} min ({c['projected_for']})",
+               c["machine"]] for f in sorted((args.out / "timing").glob("*.json")) if (c := cached(f))]
+    if timing:
+        parts.append(markdown(["policy class", "training samples/s (ML45, batch 512)",
+                               "projected training time of the full pretraining", "measured on"], timing))
     for f in sorted((args.out / "suite").glob("*.json")):
         c = cached(f)
         if "mean" in c:
@@ -223,7 +260,7 @@ def _fmt(x: float | None) -> str:
 def main() -> None:
     """Run the missing cells of one stage, then write the tables."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["pretrain", "fewshot", "detector", "practice", "suite", "table"])
+    p.add_argument("stage", choices=["pretrain", "fewshot", "detector", "practice", "suite", "timing", "table"])
     p.add_argument("--tasks", nargs="+", default=TEST_TASKS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--modes", nargs="+", default=[f"{m}:{k}" for m, k in FEWSHOT],
@@ -232,6 +269,8 @@ def main() -> None:
     p.add_argument("--rewards", nargs="+", default=["success", "steps-to-go"])
     p.add_argument("--budget", type=int, default=100_000)
     p.add_argument("--suite", default="mt10")
+    p.add_argument("--policies", nargs="+", default=["mlp", "act", "diffusion"])
+    p.add_argument("--timing-steps", type=int, default=200, help="training steps timed per policy class")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/multitask"))
@@ -270,6 +309,11 @@ def main() -> None:
         for seed in args.seeds:
             res = cell(args.out / "suite" / f"{args.suite}_s{seed}.json", lambda: suite_cell(args, args.suite, seed))
             print(f"{args.suite} s={seed}: mean {res['mean']}", flush=True)
+    elif args.stage == "timing":
+        for policy in args.policies:
+            res = cell(args.out / "timing" / f"{policy}_s{args.pretrain_seed}.json", lambda: timing_cell(args, policy))
+            print(f"{policy}: {res['samples_per_s']:.0f} samples/s, full training ~{res['projected_train_min']:.0f} min",
+                  flush=True)
     table = render(args)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
