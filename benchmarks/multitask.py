@@ -46,7 +46,7 @@ from harness import cached, cell, machine_line, markdown, summary, task_mean
 
 from automimic.algos.bc import BCConfig, train_bc
 from automimic.algos.calibration import choose_threshold, precision_recall
-from automimic.algos.pretrain import PretrainConfig, run_pretrain
+from automimic.algos.pretrain import PRETRAIN_TRAIN, PretrainConfig, run_pretrain
 from automimic.envs.suites import suite_tasks
 from automimic.evaluation.evaluate import EvalResult, evaluate
 from automimic.evaluation.multitask import MultiTaskResult, evaluate_tasks
@@ -67,16 +67,23 @@ FEWSHOT = [("scratch", 1), ("scratch", 5), ("scratch", 50), ("full", 1), ("full"
            ("embedding", 5)]
 
 
+def steps_label(args: argparse.Namespace) -> str:
+    """``""`` at the pretraining's default training steps, else ``-steps<N>`` (its own cells and folders)."""
+    steps = getattr(args, "pretrain_steps", PRETRAIN_TRAIN["steps"])
+    return "" if steps == PRETRAIN_TRAIN["steps"] else f"-steps{steps}"
+
+
 def pretrain_dir(args: argparse.Namespace, seed: int, suite: str = "ml45-train") -> Path:
     """Run folder of a pretraining."""
-    return args.runs / f"pretrain-{suite}_s{seed}"
+    return args.runs / f"pretrain-{suite}{steps_label(args)}_s{seed}"
 
 
 def pretrain_cell(args: argparse.Namespace, seed: int, suite: str = "ml45-train") -> dict[str, Any]:
     """Record and train (resumable); the cell holds the timing split."""
     out = pretrain_dir(args, seed, suite)
     t = time.time()
-    run_pretrain(PretrainConfig(tasks=suite, demos_per_task=50, workers=args.workers, seed=seed), out,
+    train = TrainConfig(**{**PRETRAIN_TRAIN, "steps": getattr(args, "pretrain_steps", PRETRAIN_TRAIN["steps"])})
+    run_pretrain(PretrainConfig(tasks=suite, demos_per_task=50, workers=args.workers, seed=seed, train=train), out,
                  progress=False)
     timing = json.loads((out / "timing.json").read_text())
     return {**timing, "seconds": time.time() - t, "workers": args.workers}
@@ -156,7 +163,7 @@ def practice_cell(args: argparse.Namespace, task: str, reward: str, seed: int) -
 def suite_cell(args: argparse.Namespace, suite: str, seed: int) -> dict[str, Any]:
     """Pretrain on the whole ``suite`` and evaluate the one policy on each of its tasks."""
     out = pretrain_dir(args, seed, suite)
-    ml45 = pretrain_dir(args, seed) / "demos.h5"
+    ml45 = args.runs / f"pretrain-ml45-train_s{seed}" / "demos.h5"  # whatever steps the ML45 run trained
     if suite == "mt50" and ml45.exists() and not (out / "demos.h5").exists():
         # MT50 = ML45's train + test tasks, recorded from the same collect seeds: the ML45 pretraining's
         # 45 tasks are copied rather than recorded again (the recording time counts only the 5 new ones).
@@ -164,7 +171,8 @@ def suite_cell(args: argparse.Namespace, suite: str, seed: int) -> dict[str, Any
 
         out.mkdir(parents=True, exist_ok=True)
         shutil.copy(ml45, out / "demos.h5")
-    cell(args.out / "suite" / f"pretrain-{suite}_s{seed}.json", lambda: pretrain_cell(args, seed, suite))
+    cell(args.out / "suite" / f"pretrain-{suite}{steps_label(args)}_s{seed}.json",
+         lambda: pretrain_cell(args, seed, suite))
     policy = load_policy(out / "checkpoints" / "best.pt")
     t = time.time()
     result = evaluate_tasks(policy, suite_tasks(suite), args.episodes, seed=seed, workers=args.workers,
@@ -175,8 +183,6 @@ def suite_cell(args: argparse.Namespace, suite: str, seed: int) -> dict[str, Any
 def timing_cell(args: argparse.Namespace, policy: str) -> dict[str, Any]:
     """Training throughput of a ``policy``-class ML45 pretraining, and the projected full training time."""
     import shutil
-
-    from automimic.algos.pretrain import PRETRAIN_TRAIN
 
     out = args.runs / f"timing-{policy}_s{args.pretrain_seed}"
     ml45 = pretrain_dir(args, args.pretrain_seed) / "demos.h5"
@@ -269,6 +275,8 @@ def main() -> None:
     p.add_argument("--rewards", nargs="+", default=["success", "steps-to-go"])
     p.add_argument("--budget", type=int, default=100_000)
     p.add_argument("--suite", default="mt10")
+    p.add_argument("--pretrain-steps", type=int, default=PRETRAIN_TRAIN["steps"],
+                   help="suite stage: training steps of the pretraining (other than the default: own cells)")
     p.add_argument("--policies", nargs="+", default=["mlp", "act", "diffusion"])
     p.add_argument("--timing-steps", type=int, default=200, help="training steps timed per policy class")
     p.add_argument("--episodes", type=int, default=50)
@@ -307,7 +315,8 @@ def main() -> None:
                           f"{res['successes'] / res['episodes']:.2f}", flush=True)
     elif args.stage == "suite":
         for seed in args.seeds:
-            res = cell(args.out / "suite" / f"{args.suite}_s{seed}.json", lambda: suite_cell(args, args.suite, seed))
+            res = cell(args.out / "suite" / f"{args.suite}{steps_label(args)}_s{seed}.json",
+                       lambda: suite_cell(args, args.suite, seed))
             print(f"{args.suite} s={seed}: mean {res['mean']}", flush=True)
     elif args.stage == "timing":
         for policy in args.policies:

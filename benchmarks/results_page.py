@@ -22,7 +22,8 @@ PAGE = ROOT / "docs" / "results.md"
 SOURCES = {"bc_fewshot": ("benchmarks/bc_fewshot.py", "bc-fewshot.md"),
            "practice": ("benchmarks/practice.py", "practice.md"),
            "multitask": ("benchmarks/multitask.py", "multitask.md"),
-           "ot_ranking": ("benchmarks/ot_ranking.py", "practice.md")}
+           "ot_ranking": ("benchmarks/ot_ranking.py", "practice.md"),
+           "learned_rewards_point": ("benchmarks/learned_rewards_point.py", "practice.md")}
 
 
 def render() -> str:
