@@ -69,8 +69,13 @@ FEWSHOT = [("scratch", 1), ("scratch", 5), ("scratch", 50), ("full", 1), ("full"
 
 def steps_label(args: argparse.Namespace) -> str:
     """``""`` at the pretraining's default training steps, else ``-steps<N>`` (its own cells and folders)."""
-    steps = getattr(args, "pretrain_steps", PRETRAIN_TRAIN["steps"])
-    return "" if steps == PRETRAIN_TRAIN["steps"] else f"-steps{steps}"
+    return "" if args.pretrain_steps == PRETRAIN_TRAIN["steps"] else f"-steps{args.pretrain_steps}"
+
+
+def ml45_recording(args: argparse.Namespace, seed: int) -> Path:
+    """The ML45 pretraining's recorded demos (whatever steps that run trained), which MT50 and the
+    timing stage reuse instead of recording them again."""
+    return args.runs / f"pretrain-ml45-train_s{seed}" / "demos.h5"
 
 
 def pretrain_dir(args: argparse.Namespace, seed: int, suite: str = "ml45-train") -> Path:
@@ -82,7 +87,7 @@ def pretrain_cell(args: argparse.Namespace, seed: int, suite: str = "ml45-train"
     """Record and train (resumable); the cell holds the timing split."""
     out = pretrain_dir(args, seed, suite)
     t = time.time()
-    train = TrainConfig(**{**PRETRAIN_TRAIN, "steps": getattr(args, "pretrain_steps", PRETRAIN_TRAIN["steps"])})
+    train = TrainConfig(**{**PRETRAIN_TRAIN, "steps": args.pretrain_steps})
     run_pretrain(PretrainConfig(tasks=suite, demos_per_task=50, workers=args.workers, seed=seed, train=train), out,
                  progress=False)
     timing = json.loads((out / "timing.json").read_text())
@@ -163,7 +168,7 @@ def practice_cell(args: argparse.Namespace, task: str, reward: str, seed: int) -
 def suite_cell(args: argparse.Namespace, suite: str, seed: int) -> dict[str, Any]:
     """Pretrain on the whole ``suite`` and evaluate the one policy on each of its tasks."""
     out = pretrain_dir(args, seed, suite)
-    ml45 = args.runs / f"pretrain-ml45-train_s{seed}" / "demos.h5"  # whatever steps the ML45 run trained
+    ml45 = ml45_recording(args, seed)
     if suite == "mt50" and ml45.exists() and not (out / "demos.h5").exists():
         # MT50 = ML45's train + test tasks, recorded from the same collect seeds: the ML45 pretraining's
         # 45 tasks are copied rather than recorded again (the recording time counts only the 5 new ones).
@@ -185,7 +190,7 @@ def timing_cell(args: argparse.Namespace, policy: str) -> dict[str, Any]:
     import shutil
 
     out = args.runs / f"timing-{policy}_s{args.pretrain_seed}"
-    ml45 = pretrain_dir(args, args.pretrain_seed) / "demos.h5"
+    ml45 = ml45_recording(args, args.pretrain_seed)
     if not (out / "demos.h5").exists():
         if not ml45.exists():
             raise SystemExit(f"{ml45}: run the pretrain stage first (its recording is what is trained on)")
