@@ -51,8 +51,10 @@ def t_interval(x: list[float]) -> tuple[float, float]:
 
 def run_cell(args: argparse.Namespace, data: Path, reward: str, seed: int) -> dict:
     """One practice run; its start, end and curve."""
-    rows = run_practice(config(data, reward, seed, args.budget), args.runs / f"{reward}_s{seed}", progress=False)
-    return {"start": rows[0].success, "end": rows[-1].success, "episodes": 50, "env_steps": rows[-1].env_steps,
+    cfg = config(data, reward, seed, args.budget)
+    rows = run_practice(cfg, args.runs / f"{reward}_s{seed}", progress=False)
+    return {"start": rows[0].success, "end": rows[-1].success, "episodes": cfg.eval_episodes,
+            "env_steps": rows[-1].env_steps,
             "curve": [r.success for r in rows], "reward_info": [r.reward_info for r in rows]}
 
 
