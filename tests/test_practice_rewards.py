@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -196,15 +197,17 @@ def test_learned_reward_practice_never_reads_simulator_success_or_reward(point_d
     assert "r vs success" in report and "read neither the simulator's success nor its reward" in report
 
 
-@pytest.mark.parametrize("reward, refresh", [("steps-to-go", 0), ("steps-to-go", 1), ("ot", 0)])
+@pytest.mark.parametrize("reward, refresh, ensemble", [("steps-to-go", 0, 1), ("steps-to-go", 1, 1),
+                                                       ("steps-to-go", 1, 3), ("ot", 0, 1)])
 def test_killed_learned_reward_practice_resumes_to_the_uninterrupted_run(point_demos, tmp_path, monkeypatch, reward,
-                                                                         refresh):
-    cfg = _cfg(point_demos, reward, learned_reward=LearnedRewardConfig(head=HEAD, threshold=6.0, ot_solver="emd",
+                                                                         refresh, ensemble):
+    head = dataclasses.replace(HEAD, ensemble=ensemble, pessimism=1.0)
+    cfg = _cfg(point_demos, reward, learned_reward=LearnedRewardConfig(head=head, threshold=6.0, ot_solver="emd",
                                                                        refresh_every=refresh, refresh_steps=5),
                budget=1600, actor_start=0)
     full = run_practice(cfg, tmp_path / "full", progress=False)
-    # Killed inside the first cycle after the first evaluation.
-    run_killed_at_update(monkeypatch, lambda: run_practice(cfg, tmp_path / "cut", progress=False), full[1].updates + 1)
+    # Killed inside the first cycle after the last evaluation but one.
+    run_killed_at_update(monkeypatch, lambda: run_practice(cfg, tmp_path / "cut", progress=False), full[-2].updates + 1)
     resumed = run_practice(cfg, tmp_path / "cut", progress=False)
 
     def strip(rows):  # NaN-safe: compare as JSON text

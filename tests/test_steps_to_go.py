@@ -51,6 +51,30 @@ def test_head_bins_expectation_and_masked_loss():
     assert labelled.item() == pytest.approx(head.loss(feats[[1, 3]], torch.tensor([3.0, 11.0])).item())
 
 
+def test_an_ensemble_head_reads_mean_plus_pessimism_std_and_trains_every_member(tmp_path):
+    policy = _policy(StepsToGoHeadConfig(bins=10, max_steps=20.0, ensemble=3, pessimism=1.0))
+    head = policy.steps_to_go
+    one_hot = torch.full((3, 2, 10), -1e4)
+    for member, bins in enumerate([(3, 0), (3, 0), (5, 9)]):  # centres 7, 7, 11 and 1, 1, 19
+        one_hot[member, 0, bins[0]] = one_hot[member, 1, bins[1]] = 0.0
+    by_hand = [np.mean(d) + np.std(d) for d in ([7.0, 7.0, 11.0], [1.0, 1.0, 19.0])]
+    assert head.expected(one_hot).tolist() == pytest.approx(by_hand)
+    feats, labels = torch.randn(5, 32), torch.tensor([-1.0, 3.0, 8.0, -1.0, 15.0])
+    logits = head(feats)
+    assert logits.shape == (3, 5, 10)
+    members = [torch.nn.functional.cross_entropy(x[[1, 2, 4]], head.bin_of(labels[[1, 2, 4]])) for x in logits]
+    loss = head.loss(feats, labels)
+    assert loss.item() == pytest.approx(torch.stack(members).mean().item())
+    loss.backward()
+    assert all(m[0].weight.grad is not None and m[0].weight.grad.abs().sum() > 0 for m in head.members)
+    obs = torch.randn(4, 3)
+    policy.fit_normalizers(Transitions(obs, torch.randn(4, 2), torch.zeros(4), ("state",), torch.arange(4.0)))
+    save_policy(policy, tmp_path / "p.pt")
+    assert torch.allclose(load_policy(tmp_path / "p.pt").expected_steps_to_go(obs), policy.expected_steps_to_go(obs))
+    with pytest.raises(ValueError, match="ensemble must be >= 1"):
+        StepsToGoHeadConfig(ensemble=0)
+
+
 def test_training_loss_adds_weighted_steps_to_go_and_checkpoint_keeps_the_head(tmp_path):
     policy = _policy(StepsToGoHeadConfig(bins=10, max_steps=20.0, weight=0.5, bc_weight=2.0))
     obs, actions = torch.randn(16, 3), torch.randn(16, 2)

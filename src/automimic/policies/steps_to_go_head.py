@@ -5,6 +5,15 @@ number of steps left until the episode succeeds, as a distribution over equal-wi
 expectation ``d(o) = E[K]`` is what the self-improvement stage turns into a reward and a success
 detector. Labels exist only on successful episodes; steps of failed ones carry ``-1`` and are
 masked out of the loss (labels: :func:`automimic.data.transitions.steps_to_go_labels`).
+
+An ensemble (``ensemble`` > 1) trains that many independently initialised heads on the same labels
+and reads ``d = mean + pessimism * std`` over their expectations. Why: practice maximises progress
+under ``d``, so it seeks the states where ``d`` is wrongly low, and a state is only cheap under the
+ensemble if every head is fooled at once. Measured on push-v3 (5 demos): where off-policy practice
+had gamed a single head (its ``d`` 3.8), five heads trained afresh on the same demos read 15.5
+steps (``benchmarks/stg_ensemble_probe.py``); on reach and pick-place they agreed with the gamed
+head, and practising on the ensemble did not help on any of the four tasks (docs/practice.md,
+"What was tried against the gamed head"), so a single head stays the default.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ class StepsToGoHeadConfig:
     weight: float = 1.0
     bc_weight: float = 1.0
     detach: bool = False
+    ensemble: int = 1
+    pessimism: float = 0.0
 
     def __post_init__(self) -> None:
         if self.bins < 2:
@@ -48,15 +59,22 @@ class StepsToGoHeadConfig:
             raise ValueError(f"steps_to_go.max_steps must be positive, got {self.max_steps}")
         if self.weight < 0 or self.bc_weight < 0:
             raise ValueError("steps_to_go.weight and steps_to_go.bc_weight must be >= 0")
+        if self.ensemble < 1 or self.pessimism < 0:
+            raise ValueError(f"steps_to_go.ensemble must be >= 1 and steps_to_go.pessimism >= 0, "
+                             f"got {self.ensemble} and {self.pessimism}")
 
 
 class StepsToGoHead(nn.Module):
-    """Features ``(B, F)`` -> logits ``(B, bins)`` over binned steps-to-go."""
+    """Features ``(B, F)`` -> logits ``(B, bins)`` over binned steps-to-go (``(E, B, bins)`` for an ensemble of ``E``)."""
 
     def __init__(self, config: StepsToGoHeadConfig, feature_dim: int) -> None:
         super().__init__()
         self.config = config
-        self.net = mlp(feature_dim, tuple(config.hidden), config.bins)
+        if config.ensemble == 1:
+            self.net = mlp(feature_dim, tuple(config.hidden), config.bins)
+        else:  # a separate attribute, so a single head's checkpoints keep their parameter names
+            self.members = nn.ModuleList(mlp(feature_dim, tuple(config.hidden), config.bins)
+                                         for _ in range(config.ensemble))
         width_of_bin = config.max_steps / config.bins
         self.register_buffer("centres", (torch.arange(config.bins, dtype=torch.float32) + 0.5) * width_of_bin)
 
@@ -66,16 +84,26 @@ class StepsToGoHead(nn.Module):
         return idx.clamp(0, self.config.bins - 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, bins)``."""
-        return self.net(features)
+        """Logits ``(B, bins)``, or ``(E, B, bins)`` for an ensemble of ``E`` heads."""
+        if self.config.ensemble == 1:
+            return self.net(features)
+        return torch.stack([member(features) for member in self.members])
 
     def expected(self, logits: torch.Tensor) -> torch.Tensor:
-        """``d = E[K]`` in steps, from logits ``(B, bins)``: the probability-weighted bin centres."""
-        return F.softmax(logits, dim=-1) @ self.centres
+        """``d`` ``(B,)`` in steps, from logits ``(B, bins)``: ``E[K]``, the probability-weighted bin centres;
+        from an ensemble's ``(E, B, bins)``: the heads' mean ``E[K]`` plus ``pessimism`` times their std."""
+        d = F.softmax(logits, dim=-1) @ self.centres
+        if logits.dim() == 2:
+            return d
+        return d.mean(0) + self.config.pessimism * d.std(0, unbiased=False)
 
     def loss(self, features: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the label bins, over the samples whose label is known (0 if none is)."""
+        """Cross-entropy of the label bins, over the samples whose label is known (0 if none is); an
+        ensemble's is the mean over its heads."""
         known = steps >= 0
         if not bool(known.any()):
             return features.sum() * 0.0  # keeps the graph; a batch of failures teaches the head nothing
-        return F.cross_entropy(self.forward(features[known]), self.bin_of(steps[known]))
+        logits, bins = self.forward(features[known]), self.bin_of(steps[known])
+        if logits.dim() == 3:
+            return F.cross_entropy(logits.flatten(0, 1), bins.repeat(len(logits)))
+        return F.cross_entropy(logits, bins)
