@@ -23,6 +23,7 @@ and rollouts run in-process, so two benchmark processes side by side do not figh
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from automimic.algos.bc import BCConfig, train_bc  # noqa: E402
 from automimic.algos.practice import (PracticeConfig, practice_prior, prior_settings, run_practice,  # noqa: E402
                                       write_report)
 from automimic.algos.run_config import load_sized_config  # noqa: E402
-from automimic.config import to_dict  # noqa: E402
+from automimic.config import from_dict, to_dict  # noqa: E402
 from automimic.data.store import EpisodeStore  # noqa: E402
 from automimic.evaluation.evaluate import evaluate  # noqa: E402
 from automimic.rollout.collect import collect_demos  # noqa: E402
@@ -56,10 +57,19 @@ def practice_config(args: argparse.Namespace, demos: Path, task: str, k: int, se
 
 def bc_tag(args: argparse.Namespace) -> str:
     """Result folder of the BC(k) cells: ``bc``, or ``bc-<tag>`` when ``--set`` changes the prior
-    (an ACT residual variant practises from an ACT prior, the steps-to-go reward from an SFT prior)."""
+    (an ACT residual variant practises from an ACT prior, the steps-to-go reward from an SFT prior),
+    or ``bc-<--bc-tag>`` when that tag's practice cells were run from the same prior (checked)."""
     cell = (args, args.demos / "any.h5", "push-v3", 5, 0)
-    same = prior_settings(practice_config(*cell)) == prior_settings(practice_config(*cell, overrides=[]))
-    return "bc" if same else f"bc-{args.tag}"
+    mine = prior_settings(practice_config(*cell))
+    if args.bc_tag:
+        stored = sorted((args.out / args.bc_tag).glob("*.json"))
+        if not stored:
+            raise SystemExit(f"--bc-tag {args.bc_tag}: no practice cells in {args.out / args.bc_tag} to check its prior")
+        theirs = from_dict(PracticeConfig, json.loads(stored[0].read_text())["config"])
+        if prior_settings(theirs) != mine:
+            raise SystemExit(f"--bc-tag {args.bc_tag}: its practice ({stored[0]}) trained another prior than --set gives")
+        return f"bc-{args.bc_tag}"
+    return "bc" if mine == prior_settings(practice_config(*cell, overrides=[])) else f"bc-{args.tag}"
 
 
 def run_cell(method: str, args: argparse.Namespace, demos: Path, task: str, k: int, seed: int) -> dict:
@@ -121,6 +131,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50, help="evaluation episodes per cell")
     p.add_argument("--set", action="append", default=[], help="PracticeConfig override, e.g. prior=residual")
     p.add_argument("--tag", default="default", help="name of this practice variant's result folder")
+    p.add_argument("--bc-tag", default="",
+                   help="read BC(k) from bc-<this> (a variant that changes practice, not its prior, e.g. steps-to-go)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/practice"))
     p.add_argument("--runs", type=Path, default=Path("runs/benchmarks/practice"))
     p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"))
