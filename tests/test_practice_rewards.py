@@ -201,7 +201,7 @@ def test_learned_reward_practice_never_reads_simulator_success_or_reward(point_d
                                                        ("steps-to-go", 1, 3), ("ot", 0, 1)])
 def test_killed_learned_reward_practice_resumes_to_the_uninterrupted_run(point_demos, tmp_path, monkeypatch, reward,
                                                                          refresh, ensemble):
-    head = dataclasses.replace(HEAD, ensemble=ensemble, pessimism=1.0)
+    head = dataclasses.replace(HEAD, ensemble=ensemble, pessimism=1.0 if ensemble > 1 else 0.0)
     cfg = _cfg(point_demos, reward, learned_reward=LearnedRewardConfig(head=head, threshold=6.0, ot_solver="emd",
                                                                        refresh_every=refresh, refresh_steps=5),
                budget=1600, actor_start=0)

@@ -73,6 +73,8 @@ def test_an_ensemble_head_reads_mean_plus_pessimism_std_and_trains_every_member(
     assert torch.allclose(load_policy(tmp_path / "p.pt").expected_steps_to_go(obs), policy.expected_steps_to_go(obs))
     with pytest.raises(ValueError, match="ensemble must be >= 1"):
         StepsToGoHeadConfig(ensemble=0)
+    with pytest.raises(ValueError, match="set steps_to_go.ensemble >= 2"):
+        StepsToGoHeadConfig(pessimism=1.0)
 
 
 def test_training_loss_adds_weighted_steps_to_go_and_checkpoint_keeps_the_head(tmp_path):

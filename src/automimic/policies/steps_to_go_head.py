@@ -62,6 +62,8 @@ class StepsToGoHeadConfig:
         if self.ensemble < 1 or self.pessimism < 0:
             raise ValueError(f"steps_to_go.ensemble must be >= 1 and steps_to_go.pessimism >= 0, "
                              f"got {self.ensemble} and {self.pessimism}")
+        if self.pessimism > 0 and self.ensemble == 1:
+            raise ValueError("steps_to_go.pessimism weighs the spread between heads: set steps_to_go.ensemble >= 2 too")
 
 
 class StepsToGoHead(nn.Module):
