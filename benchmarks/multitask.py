@@ -21,9 +21,13 @@ an interrupted run resumes; run folders go to ``--runs``):
   rollouts with action noise 0.3 (``automimic calibrate``'s protocol): precision and recall at the
   calibrated threshold, and the best precision at recall >= 0.5.
 * ``practice``: off-policy practice (``improve practice --init``) from the pretrained BC(5) start,
-  with the simulator's success as reward and with the steps-to-go reward (which reads no success).
+  with the simulator's success as reward and with the steps-to-go reward (which reads no success);
+  ``steps-to-go`` fine-tunes the pretrained head on the trunk (its better detector),
+  ``steps-to-go-detached`` detached (the success run's better BC start).
 * ``suite``: ``automimic pretrain`` on a whole suite (MT10, MT50) and ``eval --suite`` on it: the
-  multi-task policy's success per task, per difficulty tier, and the mean.
+  multi-task policy's success per task, per difficulty tier, and the mean. ``--pretrain-steps`` and
+  ``--pretrain-head detached|none`` (the steps-to-go head off the trunk, or no head) are variants
+  with their own cells.
 * ``timing``: per policy class, ``--timing-steps`` training steps of the ML45 pretraining (its
   recording copied, its batch of 512 rows), timed from the training loop's samples/s; the full
   pretraining's training time is projected from it (a projection, labelled so: a full ACT or
@@ -51,6 +55,7 @@ from automimic.envs.suites import suite_tasks
 from automimic.evaluation.evaluate import EvalResult, evaluate
 from automimic.evaluation.multitask import MultiTaskResult, evaluate_tasks
 from automimic.policies import load_policy
+from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
 from automimic.rollout.collect import collect_demos
 from automimic.threads import configure_threads
 from automimic.training.loop import TrainConfig
@@ -68,8 +73,9 @@ FEWSHOT = [("scratch", 1), ("scratch", 5), ("scratch", 50), ("full", 1), ("full"
 
 
 def steps_label(args: argparse.Namespace) -> str:
-    """``""`` at the pretraining's default training steps, else ``-steps<N>`` (its own cells and folders)."""
-    return "" if args.pretrain_steps == PRETRAIN_TRAIN["steps"] else f"-steps{args.pretrain_steps}"
+    """``""`` for the default pretraining, else ``-steps<N>`` and/or ``-head-<kind>`` (its own cells and folders)."""
+    steps = "" if args.pretrain_steps == PRETRAIN_TRAIN["steps"] else f"-steps{args.pretrain_steps}"
+    return steps + ("" if args.pretrain_head == "shared" else f"-head-{args.pretrain_head}")
 
 
 def ml45_recording(args: argparse.Namespace, seed: int) -> Path:
@@ -88,8 +94,9 @@ def pretrain_cell(args: argparse.Namespace, seed: int, suite: str = "ml45-train"
     out = pretrain_dir(args, seed, suite)
     t = time.time()
     train = TrainConfig(**{**PRETRAIN_TRAIN, "steps": args.pretrain_steps})
-    run_pretrain(PretrainConfig(tasks=suite, demos_per_task=50, workers=args.workers, seed=seed, train=train), out,
-                 progress=False)
+    head = StepsToGoHeadConfig(detach=args.pretrain_head == "detached")
+    run_pretrain(PretrainConfig(tasks=suite, demos_per_task=50, workers=args.workers, seed=seed, train=train,
+                                steps_to_go=args.pretrain_head != "none", steps_to_go_head=head), out, progress=False)
     timing = json.loads((out / "timing.json").read_text())
     return {**timing, "seconds": time.time() - t, "workers": args.workers}
 
@@ -153,10 +160,16 @@ def practice_cell(args: argparse.Namespace, task: str, reward: str, seed: int) -
     """Off-policy practice from the pretrained start fine-tuned on 5 demos, with ``reward``."""
     from automimic.algos.practice import PracticeConfig, run_practice
 
+    from automimic.algos.practice_rewards import LearnedRewardConfig
+
     t = time.time()
-    cfg = PracticeConfig(data=str(demos_of(args, task)), env_id=f"metaworld/{task}", demos=5, reward=reward,
-                         budget=args.budget, eval_every=args.budget // 5, eval_episodes=args.episodes, seed=seed,
-                         init=str(pretrain_dir(args, args.pretrain_seed)), bc=FINETUNE_TRAIN)
+    # "steps-to-go-detached": the SFT stage fine-tunes the pretrained head detached (the better BC
+    # start) instead of on the trunk (the better detector).
+    head = "detached" if reward == "steps-to-go-detached" else "shared"
+    cfg = PracticeConfig(data=str(demos_of(args, task)), env_id=f"metaworld/{task}", demos=5,
+                         reward=reward.removesuffix("-detached"), budget=args.budget, eval_every=args.budget // 5,
+                         eval_episodes=args.episodes, seed=seed, init=str(pretrain_dir(args, args.pretrain_seed)),
+                         bc=FINETUNE_TRAIN, learned_reward=LearnedRewardConfig(pretrained_head=head))
     out = args.runs / "practice" / f"{task}_{reward}_s{seed}"
     rows = run_practice(cfg, out, progress=False,
                         on_row=lambda row: print(f"  {task} {reward} s={seed}: {row.line()}", flush=True))
@@ -277,11 +290,15 @@ def main() -> None:
     p.add_argument("--modes", nargs="+", default=[f"{m}:{k}" for m, k in FEWSHOT],
                    help="few-shot cells as mode:k (scratch, full, embedding)")
     p.add_argument("--pretrain-seed", type=int, default=0)
-    p.add_argument("--rewards", nargs="+", default=["success", "steps-to-go"])
+    p.add_argument("--rewards", nargs="+", default=["success", "steps-to-go"],
+                   help="practice stage: success, steps-to-go (head fine-tuned shared) or steps-to-go-detached")
     p.add_argument("--budget", type=int, default=100_000)
     p.add_argument("--suite", default="mt10")
     p.add_argument("--pretrain-steps", type=int, default=PRETRAIN_TRAIN["steps"],
                    help="suite stage: training steps of the pretraining (other than the default: own cells)")
+    p.add_argument("--pretrain-head", choices=["shared", "detached", "none"], default="shared",
+                   help="suite stage: the pretraining's steps-to-go head on the trunk (default), detached from "
+                        "it, or none (other than the default: own cells)")
     p.add_argument("--policies", nargs="+", default=["mlp", "act", "diffusion"])
     p.add_argument("--timing-steps", type=int, default=200, help="training steps timed per policy class")
     p.add_argument("--episodes", type=int, default=50)

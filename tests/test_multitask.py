@@ -253,3 +253,32 @@ def test_every_self_improvement_method_starts_from_init(point_demos, tmp_path, m
     policy = load_policy(stage / "checkpoints" / "last.pt")
     assert isinstance(policy, MultiTaskPolicy)
     assert policy.tasks == ("point/other", "point/reach") and policy.config.task == "point/reach"
+
+
+@pytest.mark.parametrize("pretrained_head", ["shared", "detached"])
+def test_steps_to_go_practice_fine_tunes_the_pretrained_head_as_asked(point_demos, tmp_path, pretrained_head):
+    """``learned_reward.pretrained_head`` decides whether steps-to-go practice's SFT stage fine-tunes a
+    pretrained head on the trunk (the default, as pretrained) or detached (as ``train bc --init``)."""
+    import dataclasses
+
+    from automimic.algos.practice import PracticeConfig, prior_settings, run_practice
+    from automimic.algos.practice_rewards import LearnedRewardConfig
+    from automimic.policies.steps_to_go_head import StepsToGoHeadConfig
+
+    head = StepsToGoHeadConfig(bins=20, max_steps=60.0)
+    other = [dataclasses.replace(e, env_id="point/other") for e in EpisodeStore(point_demos).episodes(limit=10)]
+    config = _multitask(base_config={"head": "gaussian", "hidden": (32, 32)}, tasks=("point/other",))
+    _fit(tmp_path / "pre", other, config=config, steps=100, steps_to_go=head)
+    cfg = PracticeConfig(data=str(point_demos), env_id="point/reach", demos=2, budget=200, reward="steps-to-go",
+                         bc=TrainConfig(steps=30, batch_size=32, checkpoint_every=30), eval_every=200,
+                         eval_episodes=2, robots=2, actor_hidden=(16,), critic_hidden=(16,), init=str(tmp_path / "pre"),
+                         learned_reward=LearnedRewardConfig(threshold=5.0, pretrained_head=pretrained_head))
+    run_practice(cfg, tmp_path / "run", progress=False)
+    prior = load_policy(tmp_path / "run" / "bc" / "checkpoints" / "last.pt")
+    assert prior.steps_to_go.config.detach == (pretrained_head == "detached")
+    # The two priors differ, so a run of one kind never reuses the other's bc/ stage.
+    other_kind = "shared" if pretrained_head == "detached" else "detached"
+    flipped = dataclasses.replace(cfg, learned_reward=dataclasses.replace(cfg.learned_reward, pretrained_head=other_kind))
+    assert prior_settings(flipped) != prior_settings(cfg)
+    with pytest.raises(ValueError, match="pretrained_head must be one of"):
+        LearnedRewardConfig(pretrained_head="frozen")

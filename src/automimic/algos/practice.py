@@ -374,6 +374,8 @@ def prior_settings(cfg: PracticeConfig) -> dict[str, Any]:
     settings = {name: to_dict(cfg)[name] for name in ("policy", "policy_config", "bc", "init", "finetune")}
     if cfg.reward == "steps-to-go":
         settings["steps_to_go_head"] = to_dict(cfg.learned_reward.head)
+        if cfg.init:
+            settings["pretrained_head"] = cfg.learned_reward.pretrained_head
     return settings
 
 
@@ -385,8 +387,9 @@ def practice_prior(cfg: PracticeConfig, demos: list[Episode], env_id: str, out: 
     return initial_policy(demos, env_id, out / "bc", policy=cfg.policy, policy_config=cfg.policy_config,
                           train=cfg.bc, seed=cfg.seed, progress=progress, init=pretrained_policy(cfg.init, env_id),
                           finetune=cfg.finetune, steps_to_go=cfg.learned_reward.head if stg else None,
-                          # The steps-to-go reward and detector are the head: fine-tuned as pretrained.
-                          shared_head=stg)
+                          # The steps-to-go reward and detector are the head: by default fine-tuned
+                          # as pretrained, on the trunk (the better detector; docs/multitask.md).
+                          shared_head=stg and cfg.learned_reward.pretrained_head == "shared")
 
 
 def run_practice(cfg: PracticeConfig, out: str | Path, progress: bool = True,

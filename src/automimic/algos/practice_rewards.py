@@ -63,6 +63,7 @@ from automimic.rollout.workers import RolloutJob
 LEARNED_REWARDS = ("steps-to-go", "ot")
 OT_EMBEDDINGS = ("policy", "obs")
 DETECTOR_STOPS = ("bootstrap", "terminal")
+PRETRAINED_HEADS = ("shared", "detached")
 
 
 @dataclass
@@ -72,7 +73,10 @@ class LearnedRewardConfig:
     Args:
         head: the BC prior's steps-to-go head (``steps-to-go``); detached from the trunk by default,
             so that the prior trained from scratch is plain BC plus a head reading its features (a
-            pretrained ``init`` fine-tunes its own head on shared features instead).
+            pretrained ``init`` fine-tunes its own head as ``pretrained_head`` says).
+        pretrained_head: how the SFT stage fine-tunes a pretrained ``init``'s own steps-to-go head:
+            ``shared`` (default; on the trunk, as it was pretrained: the better detector) or
+            ``detached`` (on features it cannot move: the better BC prior, as ``train bc --init``).
         threshold: detector threshold ``s``; ``None`` calibrates it on held-out rollouts of the prior.
         calibrate_episodes: those rollouts (their env steps come out of the budget).
         calibrate_noise: action noise on them, so that some fail.
@@ -96,6 +100,7 @@ class LearnedRewardConfig:
     # Detached by default: on one trunk the head's loss cost BC on reach and push (3 seeds each:
     # 0.41 and 0.48 against 0.59 and 0.62; docs/practice.md), and an SFT prior below BC starts behind.
     head: StepsToGoHeadConfig = field(default_factory=lambda: StepsToGoHeadConfig(detach=True))
+    pretrained_head: str = "shared"
     threshold: float | None = None
     calibrate_episodes: int = 50
     calibrate_noise: float = 0.3
@@ -113,6 +118,9 @@ class LearnedRewardConfig:
         if self.detector_stop not in DETECTOR_STOPS:
             raise ValueError(f"learned_reward.detector_stop must be one of {DETECTOR_STOPS}, "
                              f"got {self.detector_stop!r}")
+        if self.pretrained_head not in PRETRAINED_HEADS:
+            raise ValueError(f"learned_reward.pretrained_head must be one of {PRETRAINED_HEADS}, "
+                             f"got {self.pretrained_head!r}")
         if self.ot_solver not in SOLVERS:
             raise ValueError(f"learned_reward.ot_solver must be one of {SOLVERS}, got {self.ot_solver!r}")
         if self.ot_embedding not in OT_EMBEDDINGS:
