@@ -25,9 +25,10 @@ an interrupted run resumes; run folders go to ``--runs``):
   ``steps-to-go`` fine-tunes the pretrained head on the trunk (its better detector),
   ``steps-to-go-detached`` detached (the success run's better BC start).
 * ``suite``: ``automimic pretrain`` on a whole suite (MT10, MT50) and ``eval --suite`` on it: the
-  multi-task policy's success per task, per difficulty tier, and the mean. ``--pretrain-steps`` and
-  ``--pretrain-head detached|none`` (the steps-to-go head off the trunk, or no head) are variants
-  with their own cells.
+  multi-task policy's success per task, per difficulty tier, and the mean.
+* ``--pretrain-steps`` and ``--pretrain-head detached|none`` (the steps-to-go head off the trunk, or
+  no head) give any stage a variant pretraining, with its own cells and run folders (for example
+  ``fewshot-head-detached/``); it trains on the default pretraining's recording when that exists.
 * ``timing``: per policy class, ``--timing-steps`` training steps of the ML45 pretraining (its
   recording copied, its batch of 512 rows), timed from the training loop's samples/s; the full
   pretraining's training time is projected from it (a projection, labelled so: a full ACT or
@@ -78,6 +79,13 @@ def steps_label(args: argparse.Namespace) -> str:
     return steps + ("" if args.pretrain_head == "shared" else f"-head-{args.pretrain_head}")
 
 
+def stage_dir(args: argparse.Namespace, stage: str, root: Path | None = None) -> Path:
+    """Cells (``root`` = ``args.out``) or run folders (``args.runs``) of ``stage`` from this pretraining:
+    a non-default pretraining (``--pretrain-steps``, ``--pretrain-head``) gets its own, so its cells never
+    answer for the default's."""
+    return (args.out if root is None else root) / f"{stage}{steps_label(args)}"
+
+
 def ml45_recording(args: argparse.Namespace, seed: int) -> Path:
     """The ML45 pretraining's recorded demos (whatever steps that run trained), which MT50 and the
     timing stage reuse instead of recording them again."""
@@ -92,6 +100,14 @@ def pretrain_dir(args: argparse.Namespace, seed: int, suite: str = "ml45-train")
 def pretrain_cell(args: argparse.Namespace, seed: int, suite: str = "ml45-train") -> dict[str, Any]:
     """Record and train (resumable); the cell holds the timing split."""
     out = pretrain_dir(args, seed, suite)
+    default = args.runs / f"pretrain-{suite}_s{seed}" / "demos.h5"
+    if out.name != default.parent.name and default.exists() and not (out / "demos.h5").exists():
+        # A variant pretraining trains on the default's recording (same tasks, same collect seeds):
+        # copied, so its cell's recording time is ~0 and the comparison is on training alone.
+        import shutil
+
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(default, out / "demos.h5")
     t = time.time()
     train = TrainConfig(**{**PRETRAIN_TRAIN, "steps": args.pretrain_steps})
     head = StepsToGoHeadConfig(detach=args.pretrain_head == "detached")
@@ -112,7 +128,7 @@ def fewshot_cell(args: argparse.Namespace, task: str, mode: str, k: int, seed: i
     """BC(k) on ``task`` from scratch or fine-tuned from the pretrained policy; 50 evaluation episodes."""
     t = time.time()
     data = str(demos_of(args, task))
-    out = args.runs / "fewshot" / f"{task}_{mode}_k{k}_s{seed}"
+    out = stage_dir(args, "fewshot", args.runs) / f"{task}_{mode}_k{k}_s{seed}"
     if mode == "scratch":
         cfg = BCConfig(data=data, episodes=k, train=SCRATCH_TRAIN, seed=seed)
     else:
@@ -134,8 +150,8 @@ def detector_cell(args: argparse.Namespace, task: str, seed: int) -> dict[str, A
     from automimic.seeding import episode_seeds
 
     t = time.time()
-    cell(args.out / "fewshot" / f"{task}_full_k5_s{seed}.json", lambda: fewshot_cell(args, task, "full", 5, seed))
-    policy = load_policy(args.runs / "fewshot" / f"{task}_full_k5_s{seed}" / "checkpoints" / "best.pt")
+    cell(stage_dir(args, "fewshot") / f"{task}_full_k5_s{seed}.json", lambda: fewshot_cell(args, task, "full", 5, seed))
+    policy = load_policy(stage_dir(args, "fewshot", args.runs) / f"{task}_full_k5_s{seed}" / "checkpoints" / "best.pt")
     env_id = f"metaworld/{task}"
     job = RolloutJob(env_id, ActorSpec.policy(policy, name="sft", action_noise=0.3), {}, source="self")
     rollouts = run_episodes(job, episode_seeds("calibrate", seed, 50), 1)
@@ -170,7 +186,7 @@ def practice_cell(args: argparse.Namespace, task: str, reward: str, seed: int) -
                          reward=reward.removesuffix("-detached"), budget=args.budget, eval_every=args.budget // 5,
                          eval_episodes=args.episodes, seed=seed, init=str(pretrain_dir(args, args.pretrain_seed)),
                          bc=FINETUNE_TRAIN, learned_reward=LearnedRewardConfig(pretrained_head=head))
-    out = args.runs / "practice" / f"{task}_{reward}_s{seed}"
+    out = stage_dir(args, "practice", args.runs) / f"{task}_{reward}_s{seed}"
     rows = run_practice(cfg, out, progress=False,
                         on_row=lambda row: print(f"  {task} {reward} s={seed}: {row.line()}", flush=True))
     return {"successes": round(rows[-1].success * args.episodes), "episodes": args.episodes,
@@ -234,6 +250,10 @@ def render(args: argparse.Namespace) -> str:
     # Current variants, then the record of full fine-tuning with the shared head (before it was detached).
     columns = [(f"{m} BC({k})", "fewshot", m, k) for m, k in FEWSHOT]
     columns += [(f"full, shared head BC({k}) (record)", RECORD["fewshot"], "full", k) for k in (1, 5)]
+    # Few-shot cells from other pretrainings (``--pretrain-head``, ``--pretrain-steps``), whichever were run.
+    columns += [(f"full BC({k}), pretraining {folder.name.removeprefix('fewshot-')}", folder.name, "full", k)
+                for folder in sorted(args.out.glob("fewshot-*")) if folder.name != RECORD["fewshot"] for k in (1, 5)
+                if any(folder.glob(f"*_full_k{k}_s*.json"))]
     rows = []
     for task in TEST_TASKS:
         row = [task]
@@ -281,8 +301,8 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def main() -> None:
-    """Run the missing cells of one stage, then write the tables."""
+def parser() -> argparse.ArgumentParser:
+    """The command line of every stage."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["pretrain", "fewshot", "detector", "practice", "suite", "timing", "table"])
     p.add_argument("--tasks", nargs="+", default=TEST_TASKS)
@@ -295,10 +315,10 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=100_000)
     p.add_argument("--suite", default="mt10")
     p.add_argument("--pretrain-steps", type=int, default=PRETRAIN_TRAIN["steps"],
-                   help="suite stage: training steps of the pretraining (other than the default: own cells)")
+                   help="training steps of the pretraining (other than the default: own cells and run folders)")
     p.add_argument("--pretrain-head", choices=["shared", "detached", "none"], default="shared",
-                   help="suite stage: the pretraining's steps-to-go head on the trunk (default), detached from "
-                        "it, or none (other than the default: own cells)")
+                   help="the pretraining's steps-to-go head on the trunk (default), detached from it, or none "
+                        "(other than the default: own cells and run folders)")
     p.add_argument("--policies", nargs="+", default=["mlp", "act", "diffusion"])
     p.add_argument("--timing-steps", type=int, default=200, help="training steps timed per policy class")
     p.add_argument("--episodes", type=int, default=50)
@@ -306,32 +326,38 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/multitask"))
     p.add_argument("--runs", type=Path, default=Path("runs/benchmarks/multitask"))
     p.add_argument("--demos", type=Path, default=Path("runs/benchmarks/demos"))
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    """Run the missing cells of one stage, then write the tables."""
+    args = parser().parse_args()
     configure_threads(1)
     print(f"machine: {machine_line()}", flush=True)
     if args.stage == "pretrain":
         for seed in args.seeds:
-            res = cell(args.out / "pretrain" / f"ml45-train_s{seed}.json", lambda: pretrain_cell(args, seed))
+            res = cell(args.out / "pretrain" / f"ml45-train{steps_label(args)}_s{seed}.json",
+                       lambda: pretrain_cell(args, seed))
             print(f"pretrain seed {seed}: record {res['record_s']:.0f}s, train {res['train_s']:.0f}s", flush=True)
     elif args.stage == "fewshot":
         for task in args.tasks:
             for spec in args.modes:
                 mode, k = spec.split(":")
                 for seed in args.seeds:
-                    res = cell(args.out / "fewshot" / f"{task}_{mode}_k{k}_s{seed}.json",
+                    res = cell(stage_dir(args, "fewshot") / f"{task}_{mode}_k{k}_s{seed}.json",
                                lambda: fewshot_cell(args, task, mode, int(k), seed))
                     print(f"{task:16s} {mode:9s} k={k:2s} s={seed}: {res['successes']}/{res['episodes']} "
                           f"({res['seconds']:.0f}s)", flush=True)
     elif args.stage == "detector":
         for task in args.tasks:
             for seed in args.seeds:
-                res = cell(args.out / "detector" / f"{task}_s{seed}.json", lambda: detector_cell(args, task, seed))
+                res = cell(stage_dir(args, "detector") / f"{task}_s{seed}.json", lambda: detector_cell(args, task, seed))
                 print(f"{task:16s} s={seed}: precision {res['precision']:.2f} recall {res['recall']:.2f}", flush=True)
     elif args.stage == "practice":
         for task in args.tasks:
             for reward in args.rewards:
                 for seed in args.seeds:
-                    res = cell(args.out / "practice" / f"{task}_{reward}_s{seed}.json",
+                    res = cell(stage_dir(args, "practice") / f"{task}_{reward}_s{seed}.json",
                                lambda: practice_cell(args, task, reward, seed))
                     print(f"{task:16s} {reward:12s} s={seed}: {res['start']:.2f} -> "
                           f"{res['successes'] / res['episodes']:.2f}", flush=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -282,3 +285,45 @@ def test_steps_to_go_practice_fine_tunes_the_pretrained_head_as_asked(point_demo
     assert prior_settings(flipped) != prior_settings(cfg)
     with pytest.raises(ValueError, match="pretrained_head must be one of"):
         LearnedRewardConfig(pretrained_head="frozen")
+
+
+def _multitask_benchmark():
+    """``benchmarks/multitask.py`` as a module (it imports its sibling ``harness``)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("multitask_benchmark", folder / "multitask.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_a_variant_pretraining_never_answers_for_the_default_pretrainings_cells(tmp_path):
+    bench = _multitask_benchmark()
+    where = ["--out", str(tmp_path / "cells"), "--runs", str(tmp_path / "runs")]
+    default = bench.parser().parse_args(["fewshot", *where])
+    detached = bench.parser().parse_args(["fewshot", "--pretrain-head", "detached", *where])
+    longer = bench.parser().parse_args(["fewshot", "--pretrain-steps", "60000", *where])
+    for stage in ("fewshot", "detector", "practice"):
+        folders = {bench.stage_dir(a, stage, root) for a in (default, detached, longer)
+                   for root in (None, a.runs)}
+        assert len(folders) == 6, stage
+    assert len({bench.pretrain_dir(a, 0) for a in (default, detached, longer)}) == 3
+    # The variant's few-shot cells show up in the table as their own column, next to the default's.
+    cell = {"successes": 40, "episodes": 50}
+    for args, value in ((default, 20), (detached, 40)):
+        path = bench.stage_dir(args, "fewshot") / "box-close-v3_full_k5_s0.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**cell, "successes": value}))
+    table = bench.render(default)
+    header = next(line for line in table.splitlines() if line.startswith("| task"))
+    assert "full BC(5), pretraining head-detached" in header
+    row = next(line for line in table.splitlines() if line.startswith("| box-close-v3")).split("|")
+    columns = [c.strip() for c in header.split("|")]
+    assert row[columns.index("full BC(5)")].strip().startswith("0.40")
+    assert row[columns.index("full BC(5), pretraining head-detached")].strip().startswith("0.80")
